@@ -1,0 +1,37 @@
+"""The open CCTV face pipeline: find faces, make them usable, match them.
+
+Public API (stable names)::
+
+    from pipeline import load_image, detect_faces, Pipeline
+
+    rgb = load_image("examples/street.jpg")      # uint8 RGB H x W x 3
+    faces = detect_faces(rgb)                      # list[Face]
+    result = Pipeline.default().run(rgb)           # Result: faces, crops, stages, timings
+
+All images at public boundaries are ``uint8`` RGB ``H x W x 3`` numpy arrays.
+"""
+
+from __future__ import annotations
+
+from .core import Pipeline, StageInfo, StageSpec
+from .errors import InputError, StageUnavailable
+from .io import load_image
+from .stages.detect import FaceDetector, detect_faces
+from .types import Face, Result, StageResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Face",
+    "FaceDetector",
+    "InputError",
+    "Pipeline",
+    "Result",
+    "StageInfo",
+    "StageResult",
+    "StageSpec",
+    "StageUnavailable",
+    "__version__",
+    "detect_faces",
+    "load_image",
+]

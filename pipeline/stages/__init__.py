@@ -1,0 +1,50 @@
+"""The stage registry: the one place where enhancement stages register.
+
+Order matters and is the run order: frame stages run before detection (so
+that faces in the dark can be found at all), crop stages run on each face
+crop after it.  Default crop order is deblur -> super-resolution: motion blur
+is removed at the resolution it happened at, before upscaling would smear
+it over more pixels.
+
+Each entry points at a stage module's pure function.  A stage that is not
+built yet is still listed (``run=None``) so that its toggle is visible in the
+UI, disabled, with the reason.
+"""
+
+from __future__ import annotations
+
+from ..core import StageSpec
+
+
+def _not_built(issue: int) -> "callable":
+    return lambda: f"not built yet (tracked in issue #{issue})"
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec(
+        name="lowlight",
+        label="Low-light enhancement (LIME)",
+        target="frame",
+        run=None,
+        unavailable=_not_built(5),
+        description="Brightens dark frames before detection so faces in the dark can be found.",
+    ),
+    StageSpec(
+        name="deblur",
+        label="Motion deblur (DeblurGAN-v2)",
+        target="crop",
+        run=None,
+        unavailable=_not_built(6),
+        description="Removes motion blur from each face crop.",
+    ),
+    StageSpec(
+        name="superres",
+        label="Super-resolution (SRCNN)",
+        target="crop",
+        run=None,
+        unavailable=_not_built(6),
+        description="Upscales small face crops.",
+    ),
+)
+
+__all__ = ["STAGES"]
