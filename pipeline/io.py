@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -26,10 +27,6 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 """Largest encoded image file accepted by default (50 MiB)."""
 
 ImageSource = str | os.PathLike | bytes | bytearray | np.ndarray | Image.Image
-
-# We enforce our own limit from the header; PIL's own bomb check would raise a
-# less helpful message (or only warn) at a different size.
-Image.MAX_IMAGE_PIXELS = None
 
 
 def load_image(
@@ -62,6 +59,11 @@ def load_image(
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise InputError(f"{name}: not an image file (unrecognised format)") from None
+    except Image.DecompressionBombError as exc:
+        # PIL refuses this from the header alone; report the size it declared.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "far too many pixels"
+        raise InputError(f"{name}: image declares {declared}, over the {max_pixels / 1e6:.0f} megapixel limit") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{name}: not a readable image ({exc})") from None
     try:

@@ -1,0 +1,151 @@
+"""Command line: ``python -m pipeline {detect,enhance,stages} ...``.
+
+Errors people can cause are printed as one line on stderr with a non-zero
+exit code; this module is the one place where that happens for the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError, StageUnavailable
+
+EXIT_INPUT_ERROR = 2
+EXIT_UNAVAILABLE = 3
+
+
+def _add_detector_options(parser: argparse.ArgumentParser) -> None:
+    from .stages.detect import DEFAULT_SCORE_THRESHOLD, METHODS
+
+    parser.add_argument("--method", choices=METHODS, default="blazeface",
+                        help="face detector (default: %(default)s; haar is the OpenCV cascade)")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
+                        help="minimum detection score in 0..1 (default: %(default)s)")
+    parser.add_argument("--min-face", type=float, default=24, metavar="PX",
+                        help="smallest face width to find, in pixels (default: %(default)s)")
+
+
+def _detector(args: argparse.Namespace):
+    from .stages.detect import FaceDetector
+
+    return FaceDetector(args.method, score_threshold=args.threshold, min_face_px=args.min_face)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Detect faces in each image; print boxes and scores (or JSON)."""
+    from .annotate import draw_faces
+    from .io import encode_png, load_image
+
+    detector = _detector(args)
+    records, failed = [], 0
+    for path in args.images:
+        try:
+            rgb = load_image(path)
+            faces = detector(rgb)
+        except InputError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+            records.append({"image": path, "error": str(exc)})
+            continue
+        records.append({"image": path, "width": rgb.shape[1], "height": rgb.shape[0],
+                        "faces": [f.to_dict() for f in faces]})
+        if args.annotate:
+            out_dir = Path(args.annotate)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / (Path(path).stem + "_faces.png")).write_bytes(encode_png(draw_faces(rgb, faces)))
+        if not args.json:
+            print(f"{path}: {len(faces)} face(s)")
+            for f in faces:
+                x, y, w, h = f.box
+                print(f"  x={x} y={y} w={w} h={h} score={f.score:.3f}")
+    if args.json:
+        json.dump(records, sys.stdout, indent=2)
+        print()
+    return EXIT_INPUT_ERROR if failed else 0
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    """Run the named enhancement stages on a whole image and save the result."""
+    from .core import Pipeline
+    from .io import encode_png, load_image
+
+    pipeline = Pipeline.default()
+    names = [n.strip() for n in args.stages.split(",") if n.strip()]
+    if not names:
+        raise InputError("--stages needs at least one stage name")
+    specs = [pipeline.stage(n) for n in names]
+    rgb = load_image(args.input)
+    for spec in sorted(specs, key=lambda s: pipeline.stage_names.index(s.name)):
+        reason = spec.reason_unavailable()
+        if reason is not None:
+            raise StageUnavailable(spec.name, reason)
+        rgb = spec.run(rgb)
+        print(f"{spec.name}: applied", file=sys.stderr)
+    out = Path(args.output)
+    if out.suffix.lower() not in (".png", ""):
+        raise InputError(f"{out}: output must be a .png file (lossless, for evidence)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(encode_png(rgb))
+    print(f"wrote {out} (AI-enhanced: {', '.join(names)})")
+    return 0
+
+
+def cmd_stages(args: argparse.Namespace) -> int:
+    """List the pipeline's stages and whether each can run."""
+    from .core import Pipeline
+
+    infos = Pipeline.default().describe()
+    if args.json:
+        json.dump([info.__dict__ for info in infos], sys.stdout, indent=2)
+        print()
+        return 0
+    for info in infos:
+        state = "ready" if info.ready else f"unavailable: {info.reason}"
+        print(f"{info.name:10s} {info.target:5s} default={info.default!s:5s} {state}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline",
+                                     description="The open CCTV face pipeline: find, enhance and match faces.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("detect", help="find faces in images", description=cmd_detect.__doc__)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    _add_detector_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON (one record per image, input order)")
+    p.add_argument("--annotate", metavar="DIR", help="also save each image with boxes drawn, as PNG, into DIR")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("enhance", help="apply enhancement stages to an image", description=cmd_enhance.__doc__)
+    p.add_argument("--stages", required=True, help="comma-separated stage names, e.g. lowlight or deblur,superres")
+    p.add_argument("input", metavar="IN", help="input image")
+    p.add_argument("output", metavar="OUT", help="output PNG")
+    p.set_defaults(func=cmd_enhance)
+
+    p = sub.add_parser("stages", help="list stages and whether they are ready", description=cmd_stages.__doc__)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_stages)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except StageUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Shared test fixtures.  Tests are offline and need nothing outside the repo."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+# Faces in examples/group.jpg (1200 x 630): centres of the six faces, checked by eye.
+GROUP_FACE_CENTRES = [(759, 523), (594, 104), (468, 188), (896, 499), (657, 252), (263, 305)]
+
+
+@pytest.fixture(scope="session")
+def group_jpg() -> Path:
+    return EXAMPLES / "group.jpg"
+
+
+def png_bytes_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares ``width x height`` pixels (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def bad_files(tmp_path: Path, group_jpg: Path) -> dict[str, Path]:
+    """One file per kind of bad input the issue lists."""
+    files = {
+        "empty": tmp_path / "empty.jpg",
+        "truncated": tmp_path / "truncated.jpg",
+        "text": tmp_path / "notes.jpg",
+        "bomb": tmp_path / "bomb.png",
+    }
+    files["empty"].write_bytes(b"")
+    data = group_jpg.read_bytes()
+    files["truncated"].write_bytes(data[: len(data) // 3])
+    files["text"].write_text("this is not an image\n")
+    files["bomb"].write_bytes(png_bytes_declaring(30000, 30000))
+    return files
