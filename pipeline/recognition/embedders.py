@@ -194,6 +194,7 @@ class Embedder:
             embeddings) at or under which two faces are the same person.
         margin: smallest distance gap between the best and the second-best
             identity for a ``match``; under it the decision is inconclusive.
+        band: distances in ``(threshold - band, threshold]`` are inconclusive.
     """
 
     name: str = ""
@@ -203,6 +204,7 @@ class Embedder:
     chip_padding: float = 0.25
     threshold: float = 0.4
     margin: float = 0.03
+    band: float = 0.0
 
     def align(self, rgb: np.ndarray, faces: Sequence[Face]) -> list[AlignedFace]:
         """Aligned chips (``chip_size`` square, uint8 RGB) for ``faces`` in ``rgb``."""
@@ -233,6 +235,7 @@ class DlibEmbedder(Embedder):
     chip_padding = 0.25
     threshold = 0.40
     margin = 0.03
+    band = 0.04
 
     def __init__(self) -> None:
         self._models = _dlib_models()
@@ -423,6 +426,7 @@ class VGGFaceEmbedder(Embedder):
         # Uncalibrated here (no weights offline): cosine 0.5 is the usual VGGFace operating point.
         self.threshold = 1.0 if threshold is None else float(threshold)
         self.margin = 0.03
+        self.band = 0.0
         self._lock = threading.Lock()
 
     def embed_chips(self, chips: Sequence[np.ndarray]) -> np.ndarray:

@@ -11,6 +11,9 @@ For each face found in an image:
    * ``inconclusive`` when the raw face's quality score is under
      ``min_quality`` (too small, blurry, dark or turned away to name anyone);
    * ``no_match`` when the best identity is farther than the threshold;
+   * ``inconclusive`` when it is within ``band`` under the threshold (a
+     reject option: distances just under the threshold are where impostors
+     that happen to look alike land, e.g. two actresses at 0.387 with dlib);
    * ``inconclusive`` when the second-best identity is within ``margin`` of
      the best one (two people on the watchlist look alike for this face);
    * ``match`` otherwise.
@@ -39,7 +42,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import ensure_rgb
 from ..types import Face
-from .embedders import DEFAULT_BACKEND, AlignedFace, Embedder, get_embedder
+from .embedders import DEFAULT_BACKEND, Embedder, get_embedder
 from .quality import MIN_QUALITY, FaceQuality, face_quality
 from .watchlist import Detector, Gallery, Watchlist, default_detector
 
@@ -109,7 +112,7 @@ class Match:
         name, person_id: the matched person for ``"match"``, else ``None``.
         score, distance: of the best candidate (``None`` when the watchlist
             is empty).
-        threshold: the distance threshold used; ``margin`` the margin used.
+        threshold, margin, band: the settings used (distances).
         quality: quality of the raw face.
         candidates: the top-k identities of the raw crop, best first.
         backend, revision: the embedder that made the decision.
@@ -128,6 +131,7 @@ class Match:
     distance: float | None
     threshold: float
     margin: float
+    band: float
     quality: FaceQuality
     candidates: list[Candidate]
     backend: str
@@ -159,6 +163,7 @@ class Match:
             "distance": None if self.distance is None else round(self.distance, 4),
             "threshold": round(self.threshold, 4),
             "margin": round(self.margin, 4),
+            "band": round(self.band, 4),
             "quality": round(self.quality.score, 3),
             "quality_detail": self.quality.to_dict(),
             "candidates": [c.to_dict() for c in self.candidates],
@@ -190,7 +195,7 @@ def rank_identities(embedding: np.ndarray, gallery: Gallery, top_k: int = 3) -> 
 
 
 def decide(candidates: Sequence[Candidate], quality: FaceQuality, threshold: float, margin: float,
-           min_quality: float = MIN_QUALITY) -> tuple[Decision, str]:
+           min_quality: float = MIN_QUALITY, band: float = 0.0) -> tuple[Decision, str]:
     """The open-set decision for one crop; see the module docstring for the rules."""
     if not candidates:
         return "no_match", "the watchlist is empty"
@@ -200,6 +205,9 @@ def decide(candidates: Sequence[Candidate], quality: FaceQuality, threshold: flo
         return "inconclusive", f"face quality too low to decide ({why})"
     if best.distance > threshold:
         return "no_match", f"nearest is {best.name} at distance {best.distance:.3f} > threshold {threshold:.3f}"
+    if best.distance > threshold - band:
+        return "inconclusive", (f"{best.name} at distance {best.distance:.3f} is too close to the threshold "
+                                f"{threshold:.3f} to be sure (match needs <= {threshold - band:.3f})")
     if len(candidates) > 1 and candidates[1].distance - best.distance < margin:
         second = candidates[1]
         return "inconclusive", (f"{best.name} ({best.distance:.3f}) and {second.name} ({second.distance:.3f}) "
@@ -247,10 +255,11 @@ def _face_in_crop(face: Face, frame_shape: tuple[int, ...], margin: float, crop_
                 detector=face.detector)
 
 
-def _crop_decision(variant: str, aligned: AlignedFace, embedding: np.ndarray, quality: FaceQuality,
-                   gallery: Gallery, threshold: float, margin: float, top_k: int, min_quality: float) -> CropDecision:
-    candidates = tuple(rank_identities(embedding, gallery, top_k))
-    decision, reason = decide(candidates, quality, threshold, margin, min_quality)
+def _crop_decision(variant: str, embedding: np.ndarray, quality: FaceQuality, gallery: Gallery,
+                   settings: "Identifier") -> CropDecision:
+    candidates = tuple(rank_identities(embedding, gallery, settings.top_k))
+    decision, reason = decide(candidates, quality, settings.threshold, settings.margin, settings.min_quality,
+                              settings.band)
     return CropDecision(variant, decision, reason, candidates, quality)
 
 
@@ -264,6 +273,8 @@ class Identifier:
         backend: embedding backend (``"dlib"`` by default).
         threshold: distance threshold; the backend's calibrated default when ``None``.
         margin: best-vs-second identity margin; the backend's default when ``None``.
+        band: width of the inconclusive band under the threshold; the
+            backend's default when ``None``.
         top_k: candidates reported per face.
         min_quality: under this raw-face quality the decision is inconclusive.
         detector: ``rgb -> list[Face]``; BlazeFace by default.
@@ -272,8 +283,8 @@ class Identifier:
     """
 
     def __init__(self, watchlist: Watchlist, *, backend: str = DEFAULT_BACKEND, threshold: float | None = None,
-                 margin: float | None = None, top_k: int = 3, min_quality: float = MIN_QUALITY,
-                 detector: Detector | None = None, pipeline: Any = None,
+                 margin: float | None = None, band: float | None = None, top_k: int = 3,
+                 min_quality: float = MIN_QUALITY, detector: Detector | None = None, pipeline: Any = None,
                  stages: Mapping[str, Any] | Iterable[str] | None = None) -> None:
         if not isinstance(watchlist, Watchlist):
             raise InputError("identify needs a Watchlist (use pipeline.Watchlist.load(folder))")
@@ -282,10 +293,13 @@ class Identifier:
         self.backend = backend
         self.threshold = float(self.embedder.threshold if threshold is None else threshold)
         self.margin = float(self.embedder.margin if margin is None else margin)
+        self.band = float(self.embedder.band if band is None else band)
         if not 0.0 < self.threshold <= 2.0:
             raise InputError(f"threshold must be a distance between 0 and 2, not {self.threshold}")
         if not 0.0 <= self.margin < 2.0:
             raise InputError(f"margin must be between 0 and 2, not {self.margin}")
+        if not 0.0 <= self.band < self.threshold:
+            raise InputError(f"band must be between 0 and the threshold ({self.threshold}), not {self.band}")
         if not 1 <= int(top_k) <= 50:
             raise InputError(f"top-k must be between 1 and 50, not {top_k}")
         self.top_k = int(top_k)
@@ -315,8 +329,7 @@ class Identifier:
         matches = []
         for face, al, embedding, enhanced_crop in zip(faces, aligned, embeddings, enhanced_crops):
             quality = face_quality(_tight_crop(raw, face.box), min(face.width, face.height), al.landmarks)
-            raw_decision = _crop_decision("raw", al, embedding, quality, gallery, self.threshold, self.margin,
-                                          self.top_k, self.min_quality)
+            raw_decision = _crop_decision("raw", embedding, quality, gallery, self)
             raw_crop = face.crop(raw, crop_margin)
             enhanced_decision = None
             if enhanced_crop is not None and not (enhanced_crop.shape == raw_crop.shape
@@ -331,7 +344,7 @@ class Identifier:
                 face=face, decision=decision, reason=reason,
                 name=best.name if matched else None, person_id=best.person_id if matched else None,
                 score=None if best is None else best.score, distance=None if best is None else best.distance,
-                threshold=self.threshold, margin=self.margin, quality=quality,
+                threshold=self.threshold, margin=self.margin, band=self.band, quality=quality,
                 candidates=list(raw_decision.candidates), backend=self.backend, revision=self.embedder.revision,
                 raw=raw_decision, enhanced=enhanced_decision, raw_crop=raw_crop, enhanced_crop=enhanced_crop,
             ))
@@ -346,8 +359,7 @@ class Identifier:
         embedding = self.embedder.embed_chips([aligned.chip])[0]
         # Quality of the enhanced face, judged at the size the camera saw it (upscaling adds no detail).
         quality = face_quality(_tight_crop(crop, local.box), min(face.width, face.height), aligned.landmarks)
-        return _crop_decision("enhanced", aligned, embedding, quality, gallery, self.threshold, self.margin,
-                              self.top_k, self.min_quality)
+        return _crop_decision("enhanced", embedding, quality, gallery, self)
 
 
 def identify(
@@ -357,6 +369,7 @@ def identify(
     backend: str = DEFAULT_BACKEND,
     threshold: float | None = None,
     margin: float | None = None,
+    band: float | None = None,
     top_k: int = 3,
     min_quality: float = MIN_QUALITY,
     detector: Detector | None = None,
@@ -373,6 +386,7 @@ def identify(
             the backend's calibrated default when ``None``.
         margin: minimum distance gap between the best and second-best
             identity for a ``match``.
+        band: distances in ``(threshold - band, threshold]`` are ``inconclusive``.
         top_k: candidates reported per face.
         min_quality: raw-face quality under which the decision is ``inconclusive``.
         detector: ``rgb -> list[Face]``; BlazeFace by default.  Ignored when
@@ -388,5 +402,5 @@ def identify(
     and the watchlist gallery are loaded once either way (both are cached),
     but the settings are validated only once.
     """
-    return Identifier(watchlist, backend=backend, threshold=threshold, margin=margin, top_k=top_k,
+    return Identifier(watchlist, backend=backend, threshold=threshold, margin=margin, band=band, top_k=top_k,
                       min_quality=min_quality, detector=detector, pipeline=pipeline, stages=stages).identify(rgb)

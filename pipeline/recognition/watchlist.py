@@ -75,6 +75,18 @@ def _root_lock(root: Path) -> threading.RLock:
         return _ROOT_LOCKS.setdefault(key, threading.RLock())
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp/mkdtemp create private (0600/0700) entries; the watchlist should get
+# the permissions any other file the user creates gets.
+_FILE_MODE = 0o666 & ~_current_umask()
+_DIR_MODE = 0o777 & ~_current_umask()
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -84,6 +96,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -505,6 +518,7 @@ class Watchlist:
                             sources={a[0]: a[2] for a in accepted})
             staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".new-{person_id}-"))
             try:
+                os.chmod(staging, _DIR_MODE)
                 self._store_photos(staging, accepted, embedder)
                 _write_json(staging / SUSPECT_FILE, person._json())
                 os.rename(staging, person.folder)  # atomic: the person appears whole or not at all
