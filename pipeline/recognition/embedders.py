@@ -273,6 +273,16 @@ def vggface_preprocess(chips: np.ndarray, version: int) -> np.ndarray:
     return bgr - means
 
 
+def keras_layer_name(legacy_name: str) -> str:
+    """Keras 3 forbids ``/`` in layer names: ``conv1/7x7_s2/bn`` -> ``conv1__7x7_s2__bn``."""
+    return legacy_name.replace("/", "__")
+
+
+def legacy_layer_name(keras_name: str) -> str:
+    """Inverse of :func:`keras_layer_name`: the name in the keras-vggface weight files."""
+    return keras_name.replace("__", "/")
+
+
 def build_vggface_vgg16(input_size: int = 224, width_divisor: int = 1, classes: int = 2622):
     """VGGFace VGG-16 (Parkhi et al. 2015) with keras-vggface layer names.
 
@@ -301,11 +311,10 @@ def build_vggface_vgg16(input_size: int = 224, width_divisor: int = 1, classes: 
         x = layers.MaxPooling2D(2, strides=2, name=f"pool{block}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(width(4096), name="fc6")(x)
-    x = layers.Activation("relu", name="fc6/relu")(x)
+    x = layers.Activation("relu", name=keras_layer_name("fc6/relu"))(x)
     x = layers.Dense(width(4096), name="fc7")(x)
-    features = layers.Activation("relu", name="fc7/relu")(x)
+    features = layers.Activation("relu", name=keras_layer_name("fc7/relu"))(x)
     logits = layers.Dense(classes, name="fc8")(features)
-    layers.Activation("softmax", name="fc8/softmax")(logits)
     full = keras.Model(inputs, logits, name="vggface_vgg16")
     return full, keras.Model(inputs, features, name="vggface_vgg16_fc7")
 
@@ -328,22 +337,23 @@ def build_vggface2_resnet50(input_size: int = 224, width_divisor: int = 1, class
         base = f"conv{stage}_{index}"
         shortcut = x
         y = layers.Conv2D(f1, 1, strides=strides, use_bias=False, name=f"{base}_1x1_reduce")(x)
-        y = layers.BatchNormalization(name=f"{base}_1x1_reduce/bn")(y)
+        y = layers.BatchNormalization(name=f"{base}_1x1_reduce__bn")(y)
         y = layers.Activation("relu")(y)
         y = layers.Conv2D(f2, 3, padding="same", use_bias=False, name=f"{base}_3x3")(y)
-        y = layers.BatchNormalization(name=f"{base}_3x3/bn")(y)
+        y = layers.BatchNormalization(name=f"{base}_3x3__bn")(y)
         y = layers.Activation("relu")(y)
         y = layers.Conv2D(f3, 1, use_bias=False, name=f"{base}_1x1_increase")(y)
-        y = layers.BatchNormalization(name=f"{base}_1x1_increase/bn")(y)
+        y = layers.BatchNormalization(name=f"{base}_1x1_increase__bn")(y)
         if project:
             shortcut = layers.Conv2D(f3, 1, strides=strides, use_bias=False, name=f"{base}_1x1_proj")(x)
-            shortcut = layers.BatchNormalization(name=f"{base}_1x1_proj/bn")(shortcut)
+            shortcut = layers.BatchNormalization(name=f"{base}_1x1_proj__bn")(shortcut)
         y = layers.Add()([y, shortcut])
         return layers.Activation("relu")(y)
 
     inputs = keras.Input((input_size, input_size, 3), name="input")
-    x = layers.Conv2D(width(64), 7, strides=2, padding="same", use_bias=False, name="conv1/7x7_s2")(inputs)
-    x = layers.BatchNormalization(name="conv1/7x7_s2/bn")(x)
+    x = layers.Conv2D(width(64), 7, strides=2, padding="same", use_bias=False,
+                      name=keras_layer_name("conv1/7x7_s2"))(inputs)
+    x = layers.BatchNormalization(name=keras_layer_name("conv1/7x7_s2/bn"))(x)
     x = layers.Activation("relu")(x)
     x = layers.MaxPooling2D(3, strides=2)(x)
     for stage, filters, blocks, strides in [(2, (64, 64, 256), 3, 1), (3, (128, 128, 512), 4, 2),
@@ -360,9 +370,11 @@ def build_vggface2_resnet50(input_size: int = 224, width_divisor: int = 1, class
 def load_weights_by_name(model, path: Path) -> int:
     """Load weights into ``model`` from a Keras 3 ``.weights.h5`` or a legacy Keras 2 ``.h5``.
 
-    Legacy files (the keras-vggface releases) are matched by layer name, so
-    files with or without the classifier both load.  Returns the number of
-    layers loaded.
+    Legacy files (the keras-vggface releases, and what ``python -m hub_utils
+    import-vggface`` writes) are matched by layer name (``/`` in the file is
+    ``__`` in Keras 3), so files with or without the classifier both load;
+    every model layer with weights except the classifier must be in the file.
+    Returns the number of layers loaded.
 
     Raises:
         StageUnavailable: the file does not fit the model.
@@ -380,9 +392,14 @@ def load_weights_by_name(model, path: Path) -> int:
     with h5py.File(path, "r") as handle:
         root = handle["model_weights"] if "model_weights" in handle else handle
         for layer in model.layers:
-            if not layer.weights or layer.name not in root:
+            if not layer.weights:
                 continue
-            group = root[layer.name]
+            legacy = legacy_layer_name(layer.name)
+            if legacy not in root:
+                if layer.name in ("fc8", "classifier"):
+                    continue  # the identity classifier is not used for embeddings
+                raise StageUnavailable("embed", f"layer {legacy} is missing from {path.name}")
+            group = root[legacy]
             names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs.get("weight_names", [])]
             values = [np.asarray(group[n]) for n in names]
             if len(values) != len(layer.weights) or any(v.shape != tuple(w.shape) for v, w in zip(values, layer.weights)):
