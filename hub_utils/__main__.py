@@ -120,7 +120,8 @@ def cmd_import_vggface(args: argparse.Namespace) -> int:
     from . import vggface
     from .publish import PublishPlan, add_model, finish_plan, pin_in_manifest, publish
 
-    layout_id, has_head = vggface.validate_file(args.file, args.layout)
+    width = args.layout_width
+    layout_id, has_head = vggface.validate_file(args.file, args.layout, width)
     print(f"{args.file}: valid {layout_id} layout ({'with' if has_head else 'without'} classifier head)")
     name = args.model or ("vggface" if layout_id == "vggface-vgg16" else "vggface2-resnet50")
     manifest = load_manifest()
@@ -129,7 +130,7 @@ def cmd_import_vggface(args: argparse.Namespace) -> int:
         raise ManifestError(f"model {name!r} expects layout {entry.layout!r}, the file is {layout_id!r}")
     with tempfile.TemporaryDirectory(prefix="vggface-") as tmp:
         out = Path(args.out) if args.out else Path(tmp) / Path(entry.hub_filename or f"{name}.h5").name
-        vggface.convert(args.file, out, layout_id)
+        vggface.convert(args.file, out, layout_id, width)
         sha, size = sha256_file(out), out.stat().st_size
         print(f"converted -> {out} ({size} bytes, sha256 {sha})")
         repo = args.repo or manifest.repo_for(entry)
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--pin", action="store_true", help="write repo, revision and sha256 into weights/models.json")
+    # Tests only: check a tiny synthetic file with channel counts divided by this.
+    p.add_argument("--layout-width", type=int, default=1, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_import_vggface)
     return parser
 

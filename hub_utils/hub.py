@@ -93,6 +93,30 @@ def _mark_unreachable(endpoint: str, reason: str) -> None:
         _UNREACHABLE[endpoint] = (time.monotonic() + UNREACHABLE_TTL_S, reason)
 
 
+_PREPARED = False
+
+
+def _prepare_hub_client() -> None:
+    """Switch off huggingface_hub's telemetry before its first request (unless the user set it).
+
+    Why: with telemetry on, the first request made by huggingface_hub first
+    fetches an "agent harnesses" list from huggingface.co with a 3 s timeout
+    -- even when HF_ENDPOINT points elsewhere -- which alone would spend the
+    whole offline start-up budget behind a firewall.  CCTV deployments should
+    not phone home anyway.  The library reads the environment at import (and
+    gradio imports it early), so the module constant is set as well.
+    """
+    global _PREPARED
+    if _PREPARED:
+        return
+    if os.environ.get("HF_HUB_DISABLE_TELEMETRY", "").strip().lower() not in {"0", "false", "no", "off"}:
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        from huggingface_hub import constants
+
+        constants.HF_HUB_DISABLE_TELEMETRY = True
+    _PREPARED = True
+
+
 def cached_file(repo_id: str, filename: str, revision: str, settings: HubSettings) -> Path | None:
     """The file from the local Hub cache for ``repo_id@revision``, without any network access."""
     from huggingface_hub import try_to_load_from_cache
@@ -128,6 +152,31 @@ def _describe_http_error(exc: Exception, repo_id: str, filename: str, revision: 
     return HubStepError("error", f"Hub error for {repo_id}/{filename}: {type(exc).__name__}: {exc}")
 
 
+def _with_deadline(fn: Callable[[], object], timeout_s: float) -> object:
+    """Run ``fn`` in a daemon thread and give up after ``timeout_s`` (raises ``TimeoutError``).
+
+    Why: httpx's timeouts are per phase (connect, write, read...), and header
+    building, proxies or DNS can add to them; the start-up budget is a hard
+    wall-clock limit.  An abandoned call ends on its own httpx timeout.
+    """
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="hub_utils-probe", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise TimeoutError(f"no answer within {timeout_s:.1f} s")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("value")
+
+
 def probe(repo_id: str, filename: str, revision: str, settings: HubSettings) -> int | None:
     """One short HEAD request, no retries: is the file there?  Returns its size if known.
 
@@ -140,25 +189,37 @@ def probe(repo_id: str, filename: str, revision: str, settings: HubSettings) -> 
     known = _known_unreachable(settings.endpoint)
     if known:
         raise HubStepError("unreachable", known)
-    import httpx
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.errors import HfHubHTTPError
-
-    url = hf_hub_url(repo_id, filename, revision=revision, endpoint=settings.endpoint)
     started = time.monotonic()
-    try:
-        meta = get_hf_file_metadata(url, token=settings.token, timeout=settings.timeout_s,
+
+    def head() -> object:
+        # Imports inside the deadline too: the first import of huggingface_hub takes ~0.4 s.
+        _prepare_hub_client()
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+        url = hf_hub_url(repo_id, filename, revision=revision, endpoint=settings.endpoint)
+        return get_hf_file_metadata(url, token=settings.token, timeout=settings.timeout_s,
                                     endpoint=settings.endpoint)
-    except (httpx.ConnectError, httpx.TimeoutException, httpx.NetworkError, httpx.ProxyError) as exc:
-        reason = (f"Hub {settings.endpoint} unreachable ({type(exc).__name__} after "
-                  f"{time.monotonic() - started:.1f} s)")
-        _mark_unreachable(settings.endpoint, reason)
-        raise HubStepError("unreachable", reason) from None
-    except HfHubHTTPError as exc:
-        raise _describe_http_error(exc, repo_id, filename, revision) from None
-    except (OSError, ValueError) as exc:  # e.g. FileMetadataError: not a Hub endpoint
-        raise HubStepError("error", f"Hub {settings.endpoint}: {exc}".splitlines()[0]) from None
-    return meta.size
+
+    try:
+        meta = _with_deadline(head, settings.timeout_s)
+    except Exception as exc:
+        # Imported only now: importing huggingface_hub must not come out of the probe's time budget.
+        import httpx
+        from huggingface_hub.errors import HfHubHTTPError
+
+        if isinstance(exc, (TimeoutError, httpx.ConnectError, httpx.TimeoutException, httpx.NetworkError)):
+            kind = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
+            reason = f"Hub {settings.endpoint} unreachable ({kind} after {time.monotonic() - started:.1f} s)"
+            _mark_unreachable(settings.endpoint, reason)
+            raise HubStepError("unreachable", reason) from None
+        if isinstance(exc, httpx.ProxyError):
+            raise HubStepError("unreachable", f"proxy error reaching {settings.endpoint}: {exc}") from None
+        if isinstance(exc, HfHubHTTPError):
+            raise _describe_http_error(exc, repo_id, filename, revision) from None
+        if isinstance(exc, (OSError, ValueError)):  # e.g. FileMetadataError: not a Hub endpoint
+            raise HubStepError("error", f"Hub {settings.endpoint}: {exc}".splitlines()[0]) from None
+        raise
+    return meta.size  # type: ignore[attr-defined]
 
 
 def _progress_class(on_progress: ProgressFn | None) -> type | None:
@@ -195,6 +256,7 @@ def download(repo_id: str, filename: str, revision: str, settings: HubSettings, 
     Raises:
         HubStepError: HTTP errors, an unwritable cache, or an interrupted download.
     """
+    _prepare_hub_client()
     import httpx
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -218,6 +280,10 @@ def download(repo_id: str, filename: str, revision: str, settings: HubSettings, 
         if getattr(exc, "errno", None) == 30:  # EROFS: read-only file system (Docker)
             raise HubStepError("error", f"Hub cache {settings.cache_dir} is on a read-only file system; "
                                "set HF_HOME or HF_HUB_CACHE to a writable folder") from None
+        if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError)) \
+                or getattr(exc, "filename", None):
+            raise HubStepError("error", f"cannot write the Hub cache {settings.cache_dir}: {exc}; set HF_HOME or "
+                               "HF_HUB_CACHE to a writable folder".splitlines()[0]) from None
         raise HubStepError("error", f"download of {repo_id}/{filename} failed: {exc}".splitlines()[0]) from None
     except (httpx.HTTPError, ValueError) as exc:
         raise HubStepError("error", f"download of {repo_id}/{filename} failed: "
@@ -232,6 +298,7 @@ def upload(repo_id: str, files: Mapping[str, Path | bytes], *, message: str, pri
     Returns the new commit id (the revision to pin).  Needs ``HF_TOKEN`` (or a
     stored login) on the real Hub.
     """
+    _prepare_hub_client()
     from huggingface_hub import CommitOperationAdd, HfApi
 
     settings = settings or HubSettings.from_env()

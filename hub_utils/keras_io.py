@@ -29,9 +29,23 @@ def _decode(values: Iterable[Any]) -> list[str]:
     return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
 
 
+def _attr_strings(obj: Any, name: str) -> list[str] | None:
+    """A list-of-strings attribute; Keras 2 splits long ones into ``name0``, ``name1``... (64 KB HDF5 limit)."""
+    if name in obj.attrs:
+        return _decode(obj.attrs[name])
+    if f"{name}0" not in obj.attrs:
+        return None
+    out: list[str] = []
+    index = 0
+    while f"{name}{index}" in obj.attrs:
+        out += _decode(obj.attrs[f"{name}{index}"])
+        index += 1
+    return out
+
+
 def _legacy_root(handle: Any) -> Any:
     # Full-model files (model.save("x.h5")) keep the weights under "model_weights".
-    if "layer_names" not in handle.attrs and "model_weights" in handle:
+    if _attr_strings(handle, "layer_names") is None and "model_weights" in handle:
         return handle["model_weights"]
     return handle
 
@@ -53,14 +67,17 @@ def read_legacy_h5(path: str | Path, *, shapes_only: bool = False) -> LegacyWeig
         raise ModelLoadError(f"{path}: not an HDF5 file ({exc})") from None
     with handle:
         root = _legacy_root(handle)
-        if "layer_names" not in root.attrs:
+        layer_names = _attr_strings(root, "layer_names")
+        if layer_names is None:
             raise ModelLoadError(f"{path}: no 'layer_names' attribute: not a Keras 2 HDF5 weights file "
                                  "(Keras 3 *.weights.h5 files use the 'keras-weights-h5' format)")
         out: LegacyWeights = {}
-        for layer in _decode(root.attrs["layer_names"]):
+        for layer in layer_names:
+            if layer not in root:
+                raise ModelLoadError(f"{path}: layer {layer!r} is listed but has no group in the file")
             group = root[layer]
             weights = []
-            for wname in _decode(group.attrs.get("weight_names", [])):
+            for wname in _attr_strings(group, "weight_names") or []:
                 dataset = group[wname]
                 array = (np.broadcast_to(np.zeros((), dataset.dtype), dataset.shape) if shapes_only
                          else np.asarray(dataset[()]))

@@ -37,6 +37,12 @@ def register(name: str, file: str | Path, *, fmt: str | None = None, copy: bool 
     source = Path(file)
     if not source.is_file():
         raise ManifestError(f"model {name!r}: {source} not found")
+    # Check the file before copying anything over the current bundle.
+    fmt = fmt or guess_format(source)
+    if fmt not in FORMATS:
+        raise ManifestError(f"model {name!r}: unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    if fmt != "keras":
+        _check_hdf5(source)
     wdir = weights_dir().resolve()
     messages: list[str] = []
     if source.resolve().parent == wdir:
@@ -50,11 +56,6 @@ def register(name: str, file: str | Path, *, fmt: str | None = None, copy: bool 
         target = wdir / entry.bundled_file
         shutil.copyfile(source, target)
         messages.append(f"copied {source} -> {target}")
-    fmt = fmt or guess_format(target)
-    if fmt not in FORMATS:
-        raise ManifestError(f"model {name!r}: unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    if fmt != "keras":
-        _check_hdf5(target)
     sha = sha256_file(target)
     size = target.stat().st_size
     new = replace(entry, bundled_file=target.name, sha256=sha, size=size, format=fmt)

@@ -101,13 +101,13 @@ def expected_layout(layout_id: str, width: int = 1) -> "OrderedDict[str, list]":
 
 
 def detect_layout(layers: dict) -> str:
-    """Guess the layout from layer names: ``conv1_1`` -> VGG-16, ``conv1/7x7_s2`` -> ResNet-50."""
-    if "conv1_1" in layers:
-        return "vggface-vgg16"
-    if "conv1/7x7_s2" in layers:
-        return "vggface-resnet50"
-    raise ModelLoadError("not a Keras VGGFace file: it has neither 'conv1_1' (VGG-16) nor 'conv1/7x7_s2' "
-                         f"(ResNet-50) layers; first layers: {list(layers)[:5]}")
+    """Guess the layout from layer names (the one sharing more names; ``conv1_1``... -> VGG-16)."""
+    scores = {layout_id: len(set(expected_layout(layout_id, 64)) & set(layers)) for layout_id in HEAD_LAYERS}
+    best = max(scores, key=lambda k: scores[k])
+    if scores[best] < 3:
+        raise ModelLoadError("not a Keras VGGFace file: its layer names match neither VGG-16 (conv1_1 ... fc8) nor "
+                             f"ResNet-50 (conv1/7x7_s2 ... classifier); first layers: {list(layers)[:5]}")
+    return best
 
 
 def validate_layers(stored: dict, layout: "OrderedDict[str, list]", source: str = "file",
