@@ -704,7 +704,7 @@ class Watchlist:
                 continue
             vectors.append(vector)
             names.append(photo)
-        _prune_cache(person.folder / CACHE_DIR, cache, wanted)
+        _prune_cache(person.folder / CACHE_DIR, cache, wanted, embedder.revision)
         return vectors, names
 
 
@@ -729,9 +729,9 @@ def _read_cache(cache: Path, key: str, dim: int) -> tuple[np.ndarray | None, str
         return None, None
 
 
-def _prune_cache(cache_root: Path, current: Path, wanted: set[str]) -> None:
-    """Drop cache entries of older revisions of the same backend and of photos no longer present."""
-    backend_prefix = current.name.split("@", 1)[0] + "@"
+def _prune_cache(cache_root: Path, current: Path, wanted: set[str], revision: str) -> None:
+    """Drop cache entries of older revisions of the same model and of photos no longer present."""
+    backend_prefix = _safe_revision(revision.split("@", 1)[0] + "@")
     try:
         for entry in cache_root.iterdir() if cache_root.is_dir() else []:
             if entry.is_dir() and entry != current and entry.name.startswith(backend_prefix):
