@@ -8,6 +8,7 @@ ask it for a verified weights file and never download anything themselves::
     resolved = hub_utils.resolve("srcnn-x3")        # ResolvedModel: path, source, revision, sha256
     hub_utils.load_keras_weights(model, "srcnn-x3")  # safe loading, sha256 re-checked
     hub_utils.status()                               # list[ModelStatus], .to_dict() for JSON
+    hub_utils.unavailable_reason("srcnn-x3")         # None when ready, else the reason (for StageSpec)
 
     resolver = hub_utils.start_background_resolution(on_progress=print)  # app start-up
     resolver.snapshot()["vggface"].label             # "unavailable: not published on the Hub yet ..."
@@ -36,7 +37,16 @@ from .manifest import (
     set_override,
 )
 from .register import register
-from .resolve import ModelStatus, ResolvedModel, add_listener, clear_cache, resolve, sha256_file, status
+from .resolve import (
+    ModelStatus,
+    ResolvedModel,
+    add_listener,
+    clear_cache,
+    resolve,
+    sha256_file,
+    status,
+    unavailable_reason,
+)
 
 __all__ = [
     "FORMATS",
@@ -67,4 +77,5 @@ __all__ = [
     "sha256_file",
     "start_background_resolution",
     "status",
+    "unavailable_reason",
 ]

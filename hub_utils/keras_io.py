@@ -138,6 +138,10 @@ def _iter_layers_with_weights(model: Any) -> list[Any]:
 def load_legacy_into(model: Any, path: str | Path, name: str = "") -> None:
     """Assign a Keras 2 HDF5 file's weights to ``model``'s layers by layer name.
 
+    Keras 3 does not allow ``/`` in layer names, so ``__`` in a model layer
+    name stands for ``/`` in the file (``conv1__7x7_s2__bn`` <- ``conv1/7x7_s2/bn``),
+    the convention of ``pipeline.recognition.embedders``.
+
     Every model layer with weights must be in the file with the same number and
     shapes of arrays; extra layers in the file are ignored (e.g. a classifier
     head the model does not build).  Raises :class:`ModelLoadError` naming the
@@ -149,14 +153,16 @@ def load_legacy_into(model: Any, path: str | Path, name: str = "") -> None:
     assignments = []
     for layer in _iter_layers_with_weights(model):
         expected = [tuple(w.shape) for w in layer.weights]
-        if layer.name not in stored:
+        # Keras 3 forbids "/" in layer names: "conv1__7x7_s2" in the model stands for "conv1/7x7_s2" in the file.
+        key = layer.name if layer.name in stored else layer.name.replace("__", "/")
+        if key not in stored:
             problems.append(f"layer {layer.name!r} is not in the file")
             continue
-        found = [tuple(a.shape) for _n, a in stored[layer.name]]
+        found = [tuple(a.shape) for _n, a in stored[key]]
         if found != expected:
             problems.append(f"layer {layer.name!r}: file has shapes {found}, model expects {expected}")
             continue
-        assignments.append((layer, [a for _n, a in stored[layer.name]]))
+        assignments.append((layer, [a for _n, a in stored[key]]))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ModelLoadError(f"{label}{path} does not fit the model (wrong architecture?): {problems[0]}{more}")

@@ -424,6 +424,31 @@ def status(names: list[str] | None = None, *, resolve_missing: bool = True) -> l
     return out
 
 
+def unavailable_reason(name: str, *, block: bool = True) -> str | None:
+    """``None`` when model ``name`` is ready, else a short reason -- what a ``StageSpec.unavailable`` returns.
+
+    With ``block=False`` (UI code while :func:`start_background_resolution`
+    works) it never waits: a model being resolved gives ``"resolving"`` or
+    ``"downloading 42%"``.  With ``block=True`` a model not resolved yet is
+    resolved now (at most one short Hub probe when offline).
+    """
+    with _TABLE_LOCK:
+        known = _STATES.get(name)
+    if known is not None and known.state == "ready":
+        return None
+    if known is not None and known.state == "unavailable":
+        return known.reason
+    if known is not None and not block:
+        return known.label
+    if not block:
+        return "not resolved yet"
+    try:
+        resolve(name)
+    except (ModelUnavailable, ManifestError) as exc:
+        return getattr(exc, "reason", None) or str(exc)
+    return None
+
+
 def snapshot_states() -> dict[str, ModelStatus]:
     """A copy of the state table (name -> status) without resolving anything."""
     with _TABLE_LOCK:
@@ -441,4 +466,4 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, poll_s: float = 
 
 
 __all__ = ["ModelStatus", "ResolvedModel", "add_listener", "clear_cache", "resolve", "sha256_file", "snapshot_states",
-           "status", "verify_file"]
+           "status", "unavailable_reason", "verify_file"]

@@ -719,8 +719,28 @@ def test_load_legacy_vggface_layout_by_layer_name(env, keras, tmp_path):
         resolved = hub_utils.load_keras_weights(model, "vggface")
         assert resolved.source == "local" and not resolved.verified
         assert np.all(model.get_layer("fc7").get_weights()[0] == 0.5)
+        # Keras 3 forbids "/" in layer names; "__" stands for it (as in pipeline.recognition.embedders).
+        bn_file = tmp_path / "bn.h5"
+        write_legacy_h5(bn_file, {"conv1/7x7_s2/bn": [(f"{k}:0", np.full(4, 2.0, np.float32)) for k in
+                                                      ("gamma", "beta", "moving_mean", "moving_variance")]})
+        bn_model = keras.Sequential([keras.Input((8, 8, 4)), keras.layers.BatchNormalization(name="conv1__7x7_s2__bn")])
+        hub_utils.load_weights_file(bn_model, bn_file, "keras-legacy-h5", "vggface2-resnet50")
+        assert all(np.all(w == 2.0) for w in bn_model.get_weights())
         model_wrong = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="fc7")])
         with pytest.raises(ModelLoadError, match="layer 'fc7': file has shapes"):
             hub_utils.load_keras_weights(model_wrong, "vggface")
     finally:
         del os.environ["CCTV_MODEL_VGGFACE_PATH"]
+
+
+def test_unavailable_reason_for_stage_toggles(env, fake_hub):
+    published(env, fake_hub, name="m")
+    models = json.loads(env.manifest_path.read_text())["models"]
+    env.write(*models, entry("srcnn-x3"))
+    assert hub_utils.unavailable_reason("m", block=False) == "not resolved yet"  # never waits in the UI
+    resolver = hub_utils.start_background_resolution()
+    assert resolver.wait(10)
+    assert hub_utils.unavailable_reason("m", block=False) is None
+    assert hub_utils.unavailable_reason("srcnn-x3", block=False).startswith("not trained yet")
+    hub_utils.clear_cache()
+    assert hub_utils.unavailable_reason("m") is None  # block=True resolves on demand
