@@ -38,6 +38,7 @@ from .manifest import (
 )
 from .register import register
 from .resolve import (
+    STATUS_COLUMNS,
     ModelStatus,
     ResolvedModel,
     add_listener,
@@ -50,6 +51,7 @@ from .resolve import (
 
 __all__ = [
     "FORMATS",
+    "STATUS_COLUMNS",
     "BackgroundResolver",
     "ChecksumMismatch",
     "HubSettings",

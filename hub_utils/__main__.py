@@ -16,20 +16,13 @@ from pathlib import Path
 from . import hub
 from .cli_flags import add_override_arguments, apply_override_arguments
 from .errors import HubUtilsError, ManifestError, ModelLoadError, ModelUnavailable
-from .manifest import load_manifest
+from .manifest import load_manifest, override_for
 from .resolve import ModelStatus, key_repo_revision, resolve, sha256_file, status
 
 
 def _status_line(s: ModelStatus) -> str:
-    where = f"{s.repo_id}@{s.revision[:12] if s.revision else 'unpinned'}" if s.repo_id else "-"
-    sha = s.sha256[:12] if s.sha256 else "-"
-    source = s.source if s.state == "ready" else "missing"
-    line = f"{s.name:<20} {source:<8} {where:<48} {sha:<12}"
-    if s.state != "ready":
-        line += f"  {s.state}: {s.reason}"
-    elif s.notes:
-        line += f"  ({'; '.join(s.notes)})"
-    return line.rstrip()
+    name, source, where, sha, detail = s.row()
+    return f"{name:<20} {source:<8} {where:<48} {sha:<12}  {detail}".rstrip()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -37,13 +30,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     else:
-        print(f"{'model':<20} {'source':<8} {'repo@revision':<48} {'sha256':<12}")
+        print(f"{'model':<20} {'source':<8} {'repo@revision':<48} {'sha256':<12}  state / reason")
         for row in rows:
             print(_status_line(row))
     return 1 if args.strict and any(not r.ready for r in rows) else 0
 
 
 def cmd_download(args: argparse.Namespace) -> int:
+    """Fetch every requested model that lives on the Hub into the HF cache.
+
+    A model with no Hub copy (not published, no override) is reported but is
+    not a failure, so ``download --all`` can run in a Dockerfile; a Hub model
+    that cannot be fetched and verified is (exit 1).
+    """
     manifest = load_manifest()
     if not args.models and not args.all:
         print("name the models to download or pass --all", file=sys.stderr)
@@ -53,24 +52,36 @@ def cmd_download(args: argparse.Namespace) -> int:
     for name in names:
         try:
             entry = manifest.get(name)
-            if args.force:
-                repo, revision = key_repo_revision(manifest, entry)
-                if repo and revision and entry.hub_filename:
-                    settings = hub.HubSettings.from_env()
-                    hub.probe(repo, entry.hub_filename, revision, settings)
-                    hub.download(repo, entry.hub_filename, revision, settings, force=True)
+        except ManifestError as exc:
+            print(f"{name}: {exc}")
+            failed += 1
+            continue
+        override = override_for(name)
+        repo, revision = key_repo_revision(manifest, entry)
+        on_hub = bool(repo and revision and (entry.published or override.repo_id or override.revision))
+        try:
+            if on_hub and args.force and entry.hub_filename:
+                settings = hub.HubSettings.from_env()
+                hub.probe(repo, entry.hub_filename, revision, settings)  # type: ignore[arg-type]
+                hub.download(repo, entry.hub_filename, revision, settings, force=True)  # type: ignore[arg-type]
             resolved = resolve(name, refresh=True)
         except hub.HubStepError as exc:
-            print(f"{name}: {exc.reason}")
+            print(f"{name}: download failed: {exc.reason}")
             failed += 1
             continue
-        except (ModelUnavailable, ManifestError) as exc:
-            print(f"{name}: unavailable: {getattr(exc, 'reason', exc)}")
+        except ModelUnavailable as exc:
+            if on_hub:
+                print(f"{name}: download failed: {exc.reason}")
+                failed += 1
+            else:
+                print(f"{name}: not on the Hub, nothing to download (unavailable: {exc.reason})")
+            continue
+        if on_hub and resolved.source not in ("hub", "cache", "local"):
+            print(f"{name}: download failed, using the {resolved.source} copy: {'; '.join(resolved.notes)}")
             failed += 1
             continue
-        offline_ok = resolved.source in ("cache", "hub", "bundled", "local")
-        print(f"{name}: {resolved.source} {resolved.path} sha256 {resolved.sha256[:12]}"
-              + (" (ready offline)" if offline_ok else ""))
+        where = f"{resolved.repo_id}@{(resolved.revision or '')[:12]}" if resolved.source in ("hub", "cache") else ""
+        print(f"{name}: {resolved.source} {where} {resolved.path} sha256 {resolved.sha256[:12]}".replace("  ", " "))
     return 1 if failed else 0
 
 

@@ -102,6 +102,21 @@ class ModelStatus:
         out["label"] = self.label
         return out
 
+    def row(self) -> list[str]:
+        """The status line's columns (:data:`STATUS_COLUMNS`), shared by the CLI and the app's panel."""
+        where = f"{self.repo_id}@{self.revision[:12] if self.revision else 'unpinned'}" if self.repo_id else "-"
+        source = self.source if self.state == "ready" else "missing"
+        if self.state == "ready":
+            detail = "; ".join(self.notes)
+        elif self.state == "unavailable":
+            detail = f"unavailable: {self.reason}"
+        else:
+            detail = self.label
+        return [self.name, source, where, self.sha256[:12] if self.sha256 else "-", detail]
+
+
+STATUS_COLUMNS = ("model", "source", "repo@revision", "sha256", "state / reason")
+
 
 # -- sha256 with a small cache -------------------------------------------------------------------
 
@@ -465,5 +480,5 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, poll_s: float = 
     return predicate()
 
 
-__all__ = ["ModelStatus", "ResolvedModel", "add_listener", "clear_cache", "resolve", "sha256_file", "snapshot_states",
+__all__ = ["STATUS_COLUMNS", "ModelStatus", "ResolvedModel", "add_listener", "clear_cache", "resolve", "sha256_file", "snapshot_states",
            "status", "unavailable_reason", "verify_file"]

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -429,13 +430,21 @@ def test_cli_override_flags(env, tmp_path, capsys):
 
 def test_download_command(env, fake_hub, capsys):
     published(env, fake_hub)
+    models = json.loads(env.manifest_path.read_text())["models"]
+    env.write(*models, entry("unpublished"))
     assert cli(["download"]) == 2
-    assert cli(["download", "--all"]) == 0
-    assert "m: hub" in capsys.readouterr().out
+    assert cli(["download", "--all"]) == 0  # a model with no Hub copy is not a failure (Dockerfile use)
+    out = capsys.readouterr().out
+    assert "m: hub" in out and "unpublished: not on the Hub, nothing to download" in out
     fake_hub.stop()
     hub_utils.clear_cache()
     assert cli(["download", "m"]) == 0
     assert "m: cache" in capsys.readouterr().out
+    env.bundle("m.weights.h5", WEIGHTS_A)
+    shutil.rmtree(env.cache)
+    hub_utils.clear_cache()
+    assert cli(["download", "--all"]) == 1  # the Hub copy could not be fetched: say so, even with a bundle
+    assert "m: download failed, using the bundled copy" in capsys.readouterr().out
 
 
 def test_status_command_in_a_fresh_process_is_fast_offline(tmp_path):
