@@ -32,7 +32,7 @@ class BackgroundResolver:
         self._remove_listener: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="hub_utils-resolver", daemon=True)
 
-    def start(self) -> "BackgroundResolver":
+    def start(self) -> BackgroundResolver:
         if self._on_progress is not None:
             wanted = set(self.names)
             callback = self._on_progress

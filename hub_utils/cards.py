@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .manifest import FORMATS, ModelEntry, REPO_ROOT
+from .manifest import FORMATS, REPO_ROOT, ModelEntry
 
 BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
 _NOT_RECORDED = "_not recorded_"
@@ -64,8 +64,8 @@ def model_card(entry: ModelEntry, *, repo_id: str, path_in_repo: str, sha256: st
         "",
         "## Files",
         "",
-        f"| file | format | size (bytes) | sha256 |",
-        f"|---|---|---|---|",
+        "| file | format | size (bytes) | sha256 |",
+        "|---|---|---|---|",
         f"| `{path_in_repo}` | {entry.format}: {FORMATS.get(entry.format, '')} | {size} | `{sha256}` |",
         "",
         "## Architecture",
@@ -100,8 +100,8 @@ def model_card(entry: ModelEntry, *, repo_id: str, path_in_repo: str, sha256: st
         "",
         "## How to use",
         "",
-        "In the open CCTV face pipeline, pin this repo and revision in `weights/models.json` "
-        f"(or set `CCTV_MODEL_{entry.name.upper().replace('-', '_')}_REPO={repo_id}` and `..._REVISION=<commit>`), then:",
+        "In the open CCTV face pipeline, pin this repo and revision in `weights/models.json` (or set "
+        f"`CCTV_MODEL_{entry.name.upper().replace('-', '_')}_REPO={repo_id}` and `..._REVISION=<commit>`), then:",
         "",
         "```python",
         "import hub_utils",

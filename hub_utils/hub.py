@@ -43,7 +43,7 @@ class HubSettings:
     timeout_s: float
 
     @classmethod
-    def from_env(cls) -> "HubSettings":
+    def from_env(cls) -> HubSettings:
         if os.environ.get("HF_HUB_CACHE"):
             cache = Path(os.environ["HF_HUB_CACHE"])
         elif os.environ.get("HF_HOME"):

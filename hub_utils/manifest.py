@@ -183,7 +183,8 @@ def _entry_from_dict(raw: dict[str, Any], where: str) -> ModelEntry:
                                 f"not {entry.revision!r}")
         if not entry.sha256:
             raise ManifestError(f"{label}: a published model must have a sha256")
-    if entry.bundled_file is not None and (Path(entry.bundled_file).is_absolute() or ".." in Path(entry.bundled_file).parts):
+    bundled = Path(entry.bundled_file) if entry.bundled_file is not None else None
+    if bundled is not None and (bundled.is_absolute() or ".." in bundled.parts):
         raise ManifestError(f"{label}: bundled_file must be a plain name inside the weights folder")
     return entry
 

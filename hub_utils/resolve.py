@@ -22,7 +22,16 @@ from typing import Any, Literal
 
 from . import hub
 from .errors import ChecksumMismatch, ManifestError, ModelUnavailable
-from .manifest import DEFAULT_WEIGHTS_DIR, Manifest, ModelEntry, env_key, is_commit_hash, load_manifest, override_for, weights_dir
+from .manifest import (
+    DEFAULT_WEIGHTS_DIR,
+    Manifest,
+    ModelEntry,
+    env_key,
+    is_commit_hash,
+    load_manifest,
+    override_for,
+    weights_dir,
+)
 
 Source = Literal["local", "cache", "hub", "bundled", "missing"]
 State = Literal["pending", "resolving", "downloading", "ready", "unavailable"]
@@ -480,5 +489,5 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, poll_s: float = 
     return predicate()
 
 
-__all__ = ["STATUS_COLUMNS", "ModelStatus", "ResolvedModel", "add_listener", "clear_cache", "resolve", "sha256_file", "snapshot_states",
-           "status", "unavailable_reason", "verify_file"]
+__all__ = ["STATUS_COLUMNS", "ModelStatus", "ResolvedModel", "add_listener", "clear_cache", "resolve", "sha256_file",
+           "snapshot_states", "status", "unavailable_reason", "verify_file"]

@@ -31,9 +31,6 @@ import numpy as np
 from .errors import ModelLoadError
 from .keras_io import read_legacy_h5, write_legacy_h5
 
-Layout = "OrderedDict[str, list[tuple[str, tuple[int, ...]]]]"
-"""layer -> [(weight kind, shape), ...]; optional head layers are listed last."""
-
 HEAD_LAYERS = {"vggface-vgg16": ("fc6", "fc7", "fc8"), "vggface-resnet50": ("classifier",)}
 CLASSES = {"vggface-vgg16": 2622, "vggface-resnet50": 8631}
 
@@ -42,7 +39,7 @@ def _c(channels: int, width: int) -> int:
     return max(1, channels // width)
 
 
-def vgg16_layout(width: int = 1, classes: int = 2622, image_size: int = 224) -> "OrderedDict[str, list]":
+def vgg16_layout(width: int = 1, classes: int = 2622, image_size: int = 224) -> OrderedDict[str, list]:
     """Expected layers and weight shapes of Keras VGGFace VGG-16 (``width`` divides channel counts)."""
     blocks = [(1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)]
     layout: OrderedDict[str, list] = OrderedDict()
@@ -60,11 +57,11 @@ def vgg16_layout(width: int = 1, classes: int = 2622, image_size: int = 224) -> 
     return layout
 
 
-def _bn(layout: "OrderedDict[str, list]", name: str, channels: int) -> None:
+def _bn(layout: OrderedDict[str, list], name: str, channels: int) -> None:
     layout[name] = [(k, (channels,)) for k in ("gamma", "beta", "moving_mean", "moving_variance")]
 
 
-def resnet50_layout(width: int = 1, classes: int = 8631) -> "OrderedDict[str, list]":
+def resnet50_layout(width: int = 1, classes: int = 8631) -> OrderedDict[str, list]:
     """Expected layers and weight shapes of Keras VGGFace2 ResNet-50 (convs have no bias)."""
     layout: OrderedDict[str, list] = OrderedDict()
     c64 = _c(64, width)
@@ -90,7 +87,7 @@ def resnet50_layout(width: int = 1, classes: int = 8631) -> "OrderedDict[str, li
     return layout
 
 
-def expected_layout(layout_id: str, width: int = 1) -> "OrderedDict[str, list]":
+def expected_layout(layout_id: str, width: int = 1) -> OrderedDict[str, list]:
     """The layout table for ``vggface-vgg16`` or ``vggface-resnet50``."""
     # Tiny test layouts (width > 1) shrink the classifier too, keeping files small.
     if layout_id == "vggface-vgg16":
@@ -110,7 +107,7 @@ def detect_layout(layers: dict) -> str:
     return best
 
 
-def validate_layers(stored: dict, layout: "OrderedDict[str, list]", source: str = "file",
+def validate_layers(stored: dict, layout: OrderedDict[str, list], source: str = "file",
                     head_layers: tuple[str, ...] = ()) -> bool:
     """Check names and shapes of ``stored`` (``read_legacy_h5`` output) against ``layout``.
 
