@@ -110,6 +110,91 @@ def cmd_stages(args: argparse.Namespace) -> int:
     return 0
 
 
+def _video_paths(items: Sequence[str]) -> list[Path]:
+    import glob
+
+    from .video import VIDEO_EXTENSIONS
+
+    paths: list[Path] = []
+    for item in items:
+        matches = sorted(glob.glob(item)) if any(c in item for c in "*?[") else [item]
+        if not matches:
+            raise InputError(f"{item}: no files match")
+        for match in map(Path, matches):
+            if match.is_dir():
+                paths += sorted(p for p in match.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+            else:
+                paths.append(match)
+    if not paths:
+        raise InputError("no video files found")
+    return paths
+
+
+def _progress_printer(name: str):
+    """A one-line progress display on stderr: frames done/total, fps, ETA."""
+    last = [0.0]
+
+    def show(done: int, total: int, elapsed: float) -> None:
+        if done < total and elapsed - last[0] < 0.5:
+            return
+        last[0] = elapsed
+        fps = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / fps if fps > 0 else 0.0
+        end = "\n" if done >= total else ""
+        print(f"\r{name}: {done}/{total} frames  {fps:.1f} fps  ETA {eta:.0f} s ", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def make_recogniser(suspects: str | None, backend: str = "dlib"):
+    """An identifier for the watchlist folder, or ``None`` when no folder is given."""
+    if not suspects:
+        return None
+    from .recognition import Identifier, Watchlist
+
+    return Identifier(Watchlist.load(suspects), backend=backend)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Scan videos for faces, track them, match them against the watchlist, write the sightings."""
+    from .core import Pipeline
+    from .video import scan_video, write_scan_outputs
+
+    videos = _video_paths(args.videos)
+    pipeline = Pipeline.default()
+    toggles = _parse_stage_list(pipeline, args.stages)
+    recogniser = make_recogniser(args.suspects, args.backend)
+    out_root = Path(args.out)
+    failed = 0
+    for video in videos:
+        out_dir = out_root / video.stem if len(videos) > 1 else out_root
+        try:
+            result = scan_video(str(video), pipeline, recogniser, stages=toggles, stride=args.stride,
+                                max_duration_s=args.max_minutes * 60 if args.max_minutes else None,
+                                progress=None if args.quiet else _progress_printer(video.name))
+            paths = write_scan_outputs(result, out_dir)
+        except InputError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        for warning in result.warnings:
+            print(f"warning: {video.name}: {warning}", file=sys.stderr)
+        matches = [s for s in result.sightings if s.decision == "match"]
+        print(f"{video}: {len(result.sightings)} sighting(s), {len(matches)} match(es) -> {paths['json']}")
+        for s in matches:
+            print(f"  {s.name}: {s.first_seen_s:.1f}-{s.last_seen_s:.1f} s, score {s.score:.3f}")
+    return EXIT_INPUT_ERROR if failed else 0
+
+
+def _parse_stage_list(pipeline, text: str):
+    text = (text or "auto").strip().lower()
+    if text == "auto":
+        return None
+    if text == "none":
+        return []
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline",
                                      description="The open CCTV face pipeline: find, enhance and match faces.")
@@ -128,6 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="IN", help="input image")
     p.add_argument("output", metavar="OUT", help="output PNG")
     p.set_defaults(func=cmd_enhance)
+
+    p = sub.add_parser("scan", help="find, track and match faces in videos", description=cmd_scan.__doc__)
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, folders or globs")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (one subfolder per video when there are several)")
+    p.add_argument("--suspects", default="suspects", metavar="DIR",
+                   help="watchlist folder (default: %(default)s/; pass '' to only track faces)")
+    p.add_argument("--backend", default="dlib", help="face embedding model (default: %(default)s)")
+    p.add_argument("--stages", default="auto", metavar="LIST",
+                   help="'auto' (default: each stage decides), 'none', or comma-separated stages to switch on")
+    p.add_argument("--stride", type=int, default=1, help="process every N-th frame (default: 1)")
+    p.add_argument("--max-minutes", type=float, default=180, help="refuse longer videos (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_scan)
+
+    from .recognition.cli import add_commands as add_recognition_commands
+
+    add_recognition_commands(sub)
 
     p = sub.add_parser("stages", help="list stages and whether they are ready", description=cmd_stages.__doc__)
     p.add_argument("--json", action="store_true", help="print JSON")

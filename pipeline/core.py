@@ -149,12 +149,16 @@ class Pipeline:
         return {s.name: (s.name in names) for s in self.stages}
 
     # -- running ---------------------------------------------------------------
-    def run(self, rgb: np.ndarray, enabled: Mapping[str, Toggle] | Iterable[str] | None = None) -> Result:
+    def run(self, rgb: np.ndarray, enabled: Mapping[str, Toggle] | Iterable[str] | None = None, *,
+            crop_stages: bool = True) -> Result:
         """Run the pipeline on one ``H x W x 3`` uint8 RGB frame.
 
         Args:
             rgb: the raw frame; never modified.
             enabled: stage toggles, see :meth:`parse_toggles`.
+            crop_stages: run the crop stages on every face.  The video engine
+                turns this off and calls :meth:`enhance_crops` only for the
+                faces it recognises.
 
         Returns:
             A :class:`Result` with the raw and annotated frames, the faces,
@@ -184,9 +188,9 @@ class Pipeline:
 
         raw_crops = [face.crop(raw, self.crop_margin) for face in faces]
         crops = [face.crop(frame, self.crop_margin) for face in faces]
-        for spec in self._active(toggles, "crop"):
-            crops, result = self._apply(spec, crops, toggles[spec.name])
-            results.append(result)
+        if crop_stages:
+            crops, crop_results = self._enhance_crops(crops, toggles)
+            results.extend(crop_results)
 
         for r in results:
             timings[r.name] = r.seconds
@@ -196,6 +200,23 @@ class Pipeline:
         timings["total"] = time.perf_counter() - started
         return Result(raw=raw, frame=frame, annotated=annotated, faces=faces,
                       raw_crops=raw_crops, enhanced_crops=crops, stages=results, timings=timings)
+
+    def enhance_crops(self, crops: list[np.ndarray], enabled: Mapping[str, Toggle] | Iterable[str] | None = None
+                      ) -> tuple[list[np.ndarray], list[StageResult]]:
+        """Run the crop stages on face crops (each ``h x w x 3`` uint8 RGB).
+
+        Returns the enhanced crops (the input arrays where no stage fired) and
+        what each stage did.
+        """
+        return self._enhance_crops(list(crops), self.parse_toggles(enabled))
+
+    def _enhance_crops(self, crops: list[np.ndarray], toggles: Mapping[str, Toggle]
+                       ) -> tuple[list[np.ndarray], list[StageResult]]:
+        results = []
+        for spec in self._active(toggles, "crop"):
+            crops, result = self._apply(spec, crops, toggles[spec.name])
+            results.append(result)
+        return crops, results
 
     def _active(self, toggles: Mapping[str, Toggle], target: StageTarget) -> list[StageSpec]:
         return [s for s in self.stages if s.target == target and toggles[s.name] is not False]
