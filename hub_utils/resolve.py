@@ -301,6 +301,8 @@ def _from_hub(entry: ModelEntry, repo: str, filename: str, revision: str, expect
     """The Hub step: cache first (no network), then probe + download.  Appends why it failed to ``notes``."""
     name = entry.name
     redo_hint = f"; `python -m hub_utils download --force {name}` fetches it again"
+    if expected is None:  # only possible for a model the user pointed at a repo/revision of their choice
+        notes.append(f"no sha256 pinned for this model: not verified (set CCTV_MODEL_{env_key(name)}_SHA256)")
     cached = hub.cached_file(repo, filename, revision, settings)
     if cached is not None:
         try:

@@ -274,6 +274,29 @@ def test_missing_repo_file_or_revision(env, fake_hub, what, expected):
         hub_utils.resolve("m")
 
 
+def test_hub_only_model_from_a_user_chosen_repo(env, fake_hub, monkeypatch):
+    env.write(entry("vggface", bundled_file=None, format="keras-legacy-h5", repo_id="{org}/vggface",
+                    hub_filename="vggface/vggface_vgg16.h5"))
+    with pytest.raises(ModelUnavailable, match="not published on the Hub yet"):
+        hub_utils.resolve("vggface")
+    rev = fake_hub.add("mirror/vggface", "vggface/vggface_vgg16.h5", WEIGHTS_A)
+    monkeypatch.setenv("CCTV_MODEL_VGGFACE_REPO", "mirror/vggface")
+    monkeypatch.setenv("CCTV_MODEL_VGGFACE_REVISION", rev)
+    resolved = hub_utils.resolve("vggface")
+    assert (resolved.source, resolved.repo_id, resolved.verified) == ("hub", "mirror/vggface", False)
+    assert "not verified" in resolved.notes[0]
+    monkeypatch.setenv("CCTV_MODEL_VGGFACE_SHA256", sha(WEIGHTS_A))
+    assert hub_utils.resolve("vggface").verified
+
+
+def test_hf_home_locates_the_cache(env, fake_hub, monkeypatch, tmp_path):
+    published(env, fake_hub)
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    resolved = hub_utils.resolve("m")
+    assert resolved.path.is_relative_to(tmp_path / "home" / "hub")
+
+
 def test_token_is_sent(env, fake_hub, monkeypatch):
     published(env, fake_hub)
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
