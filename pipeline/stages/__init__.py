@@ -14,6 +14,7 @@ UI, disabled, with the reason.
 from __future__ import annotations
 
 from ..core import StageSpec
+from .lowlight import enhance_low_light, is_dark
 
 
 def _not_built(issue: int) -> "callable":
@@ -25,8 +26,8 @@ STAGES: tuple[StageSpec, ...] = (
         name="lowlight",
         label="Low-light enhancement (LIME)",
         target="frame",
-        run=None,
-        unavailable=_not_built(5),
+        run=enhance_low_light,
+        auto_test=is_dark,
         description="Brightens dark frames before detection so faces in the dark can be found.",
     ),
     StageSpec(

@@ -1,0 +1,295 @@
+"""Tests for pipeline/stages/lowlight.py (LIME low-light enhancement).
+
+All images are generated here (seeded): no files, no network, no ../shared.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from pipeline.core import Pipeline
+from pipeline.errors import InputError
+from pipeline.stages import STAGES, lowlight
+from pipeline.stages.lowlight import (
+    EXACT_MAX_PIXELS,
+    enhance_low_light,
+    is_dark,
+    lime_system,
+    lime_weights,
+    max_rgb,
+    refine_illumination_exact,
+    refine_illumination_fast,
+)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def night_scene(h: int, w: int, seed: int) -> np.ndarray:
+    """A synthetic dark street: dim gradient, a few glowing lights, textured albedo, sensor noise."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    light = 0.04 + 0.05 * xx / w
+    for _ in range(3):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(4, 12)
+        light += 0.8 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (3 * r) ** 2))
+    albedo = 0.5 + 0.3 * cv2.GaussianBlur(rng.uniform(-1, 1, (h, w)), (0, 0), 3)
+    albedo[h // 3 : h // 3 + h // 4, w // 4 : w // 2] = 0.9
+    colour = np.stack([albedo * 0.9, albedo, albedo * 0.8], axis=2)
+    img = np.clip(colour * light[:, :, None], 0, 1) + rng.normal(0, 2 / 255, (h, w, 3))
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------
+# the exact solver
+# ---------------------------------------------------------------------------
+def test_constant_image_stays_constant():
+    """Zero gradients: T = T_hat everywhere, so R = c / c**gamma = c**(1 - gamma), still constant."""
+    for value in (5, 40, 200):
+        rgb = np.full((9, 11, 3), value, np.uint8)
+        out = enhance_low_light(rgb, method="exact")
+        expected = round(255 * (value / 255) ** (1 - 0.8))
+        assert np.all(out == expected)
+
+
+def test_two_pixel_system_by_hand():
+    """1 x 2 image [a, b]: one edge, W~ = 1 / (|b - a| + eps)^2, closed-form 2 x 2 solve."""
+    a, b = 0.2, 0.6
+    t_hat = np.array([[a, b]])
+    alpha, eps = 0.15, lowlight.EPS
+    c = alpha / (abs(b - a) + eps) ** 2   # the Gaussian window over a single gradient is the gradient
+    expected = np.array([(1 + c) * a + c * b, c * a + (1 + c) * b]) / (1 + 2 * c)
+    matrix = lime_system(t_hat, alpha=alpha).toarray()
+    np.testing.assert_allclose(matrix, [[1 + c, -c], [-c, 1 + c]], rtol=1e-12)
+    np.testing.assert_allclose(refine_illumination_exact(t_hat, alpha=alpha).ravel(), expected, rtol=1e-10)
+
+
+def test_system_is_symmetric_with_unit_row_sums_and_solved_to_tolerance():
+    rng = np.random.default_rng(1)
+    t_hat = rng.uniform(0, 1, (13, 17))
+    matrix = lime_system(t_hat)
+    assert matrix.shape == (13 * 17, 13 * 17)
+    assert abs(matrix - matrix.T).max() == 0
+    np.testing.assert_allclose(matrix @ np.ones(13 * 17), 1.0, rtol=1e-9)
+    assert matrix.getnnz(axis=1).max() <= 5
+    t = refine_illumination_exact(t_hat)
+    residual = np.linalg.norm(matrix @ t.ravel() - t_hat.ravel()) / np.linalg.norm(t_hat)
+    assert residual < 1e-10
+    # M-matrix with unit row sums: the solution stays within the data's range.
+    assert t_hat.min() - 1e-12 <= t.min() and t.max() <= t_hat.max() + 1e-12
+
+
+def test_weights_follow_strategy_three():
+    """Flat region -> 1 / eps^2; a consistent step -> small weight across it."""
+    t_hat = np.zeros((20, 20))
+    t_hat[:, 10:] = 1.0
+    wh, wv = lime_weights(t_hat, sigma=2.0)
+    assert wh.shape == (20, 19) and wv.shape == (19, 20)
+    np.testing.assert_allclose(wv, 1.0 / lowlight.EPS**2)
+    across = wh[:, 9]
+    assert np.all(across < 10.0)          # |grad| = 1 and a strong smoothed gradient
+    assert wh[:, 0].min() > 1e5           # far from the step
+
+
+def test_exact_smooths_noise_but_keeps_a_strong_edge():
+    rng = np.random.default_rng(2)
+    t_hat = np.full((32, 32), 0.1)
+    t_hat[:, 16:] = 0.8
+    noisy = np.clip(t_hat + rng.normal(0, 0.01, t_hat.shape), 0, 1)
+    t = refine_illumination_exact(noisy)
+    assert t[:, :14].std() < noisy[:, :14].std() / 3
+    assert t[:, 18:].mean() - t[:, :14].mean() > 0.5   # most of the 0.7 step survives
+
+
+# ---------------------------------------------------------------------------
+# the fast solver against the exact one
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("size", [(96, 128), (120, 160)])
+def test_fast_matches_exact_on_small_images(seed, size):
+    rgb = night_scene(*size, seed)
+    exact = enhance_low_light(rgb, method="exact")
+    fast = enhance_low_light(rgb, method="fast")
+    assert psnr(fast, exact) >= 32.0
+
+
+def test_fast_illumination_is_close_and_bounded():
+    rgb = night_scene(120, 160, 5)
+    t_hat = max_rgb(rgb)
+    fast = refine_illumination_fast(t_hat)
+    exact = refine_illumination_exact(t_hat / 255.0)
+    assert fast.dtype == np.float32 and fast.shape == t_hat.shape
+    assert 0.0 <= fast.min() and fast.max() <= 1.0
+    assert np.abs(fast - exact).mean() < 0.01
+
+
+def test_fast_cell_override_and_tiny_images_use_exact():
+    rgb = night_scene(40, 40, 3)   # below FAST_EXACT_BELOW: solved exactly
+    assert np.array_equal(enhance_low_light(rgb), enhance_low_light(rgb, method="exact"))
+    t_hat = max_rgb(night_scene(96, 128, 4))
+    coarse = refine_illumination_fast(t_hat, cell=16)
+    assert coarse.shape == t_hat.shape and np.isfinite(coarse).all()
+
+
+def test_grid_solver_matches_sparse_solve():
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    rng = np.random.default_rng(6)
+    for rows, cols in ((7, 11), (11, 7), (1, 9), (9, 1)):
+        east = rng.uniform(0, 50, (rows, cols))
+        east[:, -1] = 0
+        south = rng.uniform(0, 50, (rows, cols))
+        south[-1, :] = 0
+        diag = 1.0 + east + south
+        diag[:, 1:] += east[:, :-1]
+        diag[1:, :] += south[:-1, :]
+        rhs = rng.uniform(0, 1, (rows, cols))
+        x = lowlight._solve_grid_system(diag, east, south, rhs)
+        n = rows * cols
+        matrix = sp.diags([diag.ravel(), -east.ravel()[:-1], -east.ravel()[:-1],
+                           -south.ravel()[: n - cols], -south.ravel()[: n - cols]],
+                          [0, 1, -1, cols, -cols], shape=(n, n), format="csc") if rows > 1 and cols > 1 else None
+        if matrix is not None:
+            np.testing.assert_allclose(x.ravel(), spla.spsolve(matrix, rhs.ravel()), rtol=1e-9, atol=1e-12)
+        assert x.shape == (rows, cols) and np.isfinite(x).all()
+
+
+# ---------------------------------------------------------------------------
+# the stage: output, denoising, auto mode
+# ---------------------------------------------------------------------------
+def test_enhancement_brightens_a_dark_scene():
+    rgb = night_scene(120, 160, 1)
+    out = enhance_low_light(rgb)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert out.mean() > 1.5 * rgb.mean()
+
+
+def test_denoise_reduces_noise_in_dark_flat_regions():
+    rng = np.random.default_rng(7)
+    clean = np.full((96, 128, 3), 20.0)
+    noisy = np.clip(np.rint(clean + rng.normal(0, 3, clean.shape)), 0, 255).astype(np.uint8)
+    plain = enhance_low_light(noisy)
+    denoised = enhance_low_light(noisy, denoise=True)
+    assert denoised.shape == plain.shape and denoised.dtype == np.uint8
+    assert denoised[8:-8, 8:-8].astype(float).std() < 0.7 * plain[8:-8, 8:-8].astype(float).std()
+    assert abs(denoised.mean() - plain.mean()) < 5
+
+
+def test_is_dark_documented_thresholds():
+    dark, note = is_dark(np.full((10, 10, 3), 31, np.uint8))
+    assert dark and note == "dark: mean luma 31 < 60"
+    bright, note = is_dark(np.full((10, 10, 3), 128, np.uint8))
+    assert not bright and "bright enough" in note
+    # A night scene with a few lamps: mean pulled over 60, median still black.
+    lamps = np.zeros((100, 100, 3), np.uint8)
+    lamps[:30] = 250
+    fire, note = is_dark(lamps)
+    assert fire and note.startswith("dark: median luma 0 < 40")
+
+
+def _lowlight_only_pipeline() -> Pipeline:
+    spec = next(s for s in STAGES if s.name == "lowlight")
+    return Pipeline(stages=(spec,), detector=lambda rgb: [])
+
+
+def test_registry_entry_is_ready():
+    spec = next(s for s in STAGES if s.name == "lowlight")
+    assert spec.run is enhance_low_light and spec.auto_test is is_dark
+    assert spec.reason_unavailable() is None and spec.target == "frame"
+
+
+def test_auto_mode_leaves_bright_images_unchanged():
+    rng = np.random.default_rng(8)
+    bright = rng.integers(90, 255, (60, 80, 3), dtype=np.uint8)
+    result = _lowlight_only_pipeline().run(bright, enabled={"lowlight": "auto"})
+    stage = next(s for s in result.stages if s.name == "lowlight")
+    assert not stage.fired and "bright enough" in stage.note
+    assert result.frame is result.raw or np.array_equal(result.frame, bright)
+
+
+def test_auto_mode_fires_on_dark_frames_and_says_why():
+    dark = night_scene(96, 128, 5)
+    result = _lowlight_only_pipeline().run(dark, enabled={"lowlight": "auto"})
+    stage = next(s for s in result.stages if s.name == "lowlight")
+    assert stage.fired and stage.note.startswith("dark:")
+    assert result.frame.mean() > dark.mean()
+
+
+# ---------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["fast", "exact"])
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 9, 3), (9, 1, 3), (1, 300, 3), (300, 1, 3), (2, 2, 3), (70, 5, 3)])
+@pytest.mark.parametrize("value", [0, 255, 17])
+def test_degenerate_images(method, shape, value):
+    rgb = np.full(shape, value, np.uint8)
+    out = enhance_low_light(rgb, method=method)
+    assert out.shape == shape and out.dtype == np.uint8
+    expected = round(255 * (value / 255) ** 0.2)
+    assert np.all(out == expected)   # black stays black, white stays white, constants stay constant
+
+
+@pytest.mark.parametrize("method", ["fast", "exact"])
+def test_black_and_white_frames_and_extreme_contrast(method):
+    rgb = np.zeros((64, 96, 3), np.uint8)
+    rgb[20:40, 30:60] = 255
+    out = enhance_low_light(rgb, method=method)
+    assert np.all(out[rgb == 0] == 0) and np.all(out[rgb == 255] == 255)
+    for dark in (False, True):
+        assert is_dark(np.full((4, 4, 3), 0 if dark else 255, np.uint8))[0] is dark
+
+
+def test_random_noise_is_finite():
+    rng = np.random.default_rng(9)
+    rgb = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    for method in ("fast", "exact"):
+        out = enhance_low_light(rgb, method=method)
+        assert out.shape == rgb.shape and out.dtype == np.uint8
+
+
+@pytest.mark.slow
+def test_huge_frame_is_bounded_in_time():
+    rng = np.random.default_rng(10)
+    rgb = rng.integers(0, 40, (3000, 4000, 3), dtype=np.uint8)   # 12 MP
+    start = time.perf_counter()
+    out = enhance_low_light(rgb)
+    assert out.shape == rgb.shape
+    assert time.perf_counter() - start < 20.0
+
+
+def test_exact_refuses_frames_over_its_limit():
+    rgb = np.zeros((1, EXACT_MAX_PIXELS + 1, 3), np.uint8)
+    with pytest.raises(InputError, match="method='fast'"):
+        enhance_low_light(rgb, method="exact")
+
+
+@pytest.mark.parametrize("kwargs", [{"method": "magic"}, {"alpha": -1}, {"gamma": 1.5}, {"gamma": float("nan")},
+                                    {"sigma": -2}, {"alpha": "0.1"}])
+def test_bad_parameters_raise_input_error(kwargs):
+    with pytest.raises(InputError):
+        enhance_low_light(np.zeros((8, 8, 3), np.uint8), **kwargs)
+
+
+def test_bad_arrays_raise_input_error():
+    with pytest.raises(InputError):
+        enhance_low_light(np.zeros((8, 8, 2), np.uint8))
+    with pytest.raises(InputError):
+        enhance_low_light(np.zeros((0, 8, 3), np.uint8))
+    with pytest.raises(InputError):
+        is_dark(np.zeros((8,), np.uint8))
+
+
+def test_grey_and_float_inputs_are_converted():
+    grey = np.full((16, 16), 20, np.uint8)
+    assert enhance_low_light(grey).shape == (16, 16, 3)
+    as_float = np.full((16, 16, 3), 20 / 255, np.float32)
+    np.testing.assert_array_equal(enhance_low_light(as_float), enhance_low_light(np.full((16, 16, 3), 20, np.uint8)))
