@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 from .errors import HubUtilsError
 from .manifest import load_manifest
-from .resolve import ModelStatus, add_listener, resolve, snapshot_states
+from .resolve import ModelStatus, add_listener, mark_background_started, resolve, snapshot_states
 
 
 class BackgroundResolver:
@@ -37,6 +37,7 @@ class BackgroundResolver:
             wanted = set(self.names)
             callback = self._on_progress
             self._remove_listener = add_listener(lambda s: callback(s) if s.name in wanted else None)
+        mark_background_started()  # from now on stage toggles never block the UI
         self._thread.start()
         return self
 

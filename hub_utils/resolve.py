@@ -450,14 +450,27 @@ def status(names: list[str] | None = None, *, resolve_missing: bool = True) -> l
     return out
 
 
-def unavailable_reason(name: str, *, block: bool = True) -> str | None:
+_BACKGROUND_STARTED = threading.Event()
+"""Set once :func:`start_background_resolution` ran in this process (the app); then UI calls never block."""
+
+
+def mark_background_started() -> None:
+    """Record that models resolve in the background (the app): :func:`unavailable_reason` stops blocking."""
+    _BACKGROUND_STARTED.set()
+
+
+def unavailable_reason(name: str, *, block: bool | None = None) -> str | None:
     """``None`` when model ``name`` is ready, else a short reason -- what a ``StageSpec.unavailable`` returns.
 
-    With ``block=False`` (UI code while :func:`start_background_resolution`
-    works) it never waits: a model being resolved gives ``"resolving"`` or
-    ``"downloading 42%"``.  With ``block=True`` a model not resolved yet is
-    resolved now (at most one short Hub probe when offline).
+    With ``block=False`` it never waits: a model being resolved gives
+    ``"resolving"`` or ``"downloading 42%"``, one not reached yet ``"not
+    resolved yet"``.  With ``block=True`` a model not resolved yet is resolved
+    now (at most one short Hub probe when offline).  The default (``None``)
+    blocks unless a background resolution was started in this process -- so
+    the same callable suits the CLI and the app.
     """
+    if block is None:
+        block = not _BACKGROUND_STARTED.is_set()
     with _TABLE_LOCK:
         known = _STATES.get(name)
     if known is not None and known.state == "ready":

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -766,14 +767,16 @@ def test_load_legacy_vggface_layout_by_layer_name(env, keras, tmp_path):
         del os.environ["CCTV_MODEL_VGGFACE_PATH"]
 
 
-def test_unavailable_reason_for_stage_toggles(env, fake_hub):
+def test_unavailable_reason_for_stage_toggles(env, fake_hub, monkeypatch):
+    # As in a fresh process (another test may have started a background resolver already).
+    monkeypatch.setattr(sys.modules["hub_utils.resolve"], "_BACKGROUND_STARTED", threading.Event())
     published(env, fake_hub, name="m")
     models = json.loads(env.manifest_path.read_text())["models"]
     env.write(*models, entry("srcnn-x3"))
     assert hub_utils.unavailable_reason("m", block=False) == "not resolved yet"  # never waits in the UI
-    resolver = hub_utils.start_background_resolution()
-    assert resolver.wait(10)
-    assert hub_utils.unavailable_reason("m", block=False) is None
-    assert hub_utils.unavailable_reason("srcnn-x3", block=False).startswith("not trained yet")
+    assert hub_utils.unavailable_reason("m") is None  # CLI: no background resolver, so it resolves on demand
     hub_utils.clear_cache()
-    assert hub_utils.unavailable_reason("m") is None  # block=True resolves on demand
+    resolver = hub_utils.start_background_resolution(names=["srcnn-x3"])
+    assert resolver.wait(10)
+    assert hub_utils.unavailable_reason("m") == "not resolved yet"  # the app: never blocks once started
+    assert hub_utils.unavailable_reason("srcnn-x3").startswith("not trained yet")
