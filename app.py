@@ -17,19 +17,39 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import argparse
 import functools
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+import hub_utils
 import pipeline
 from pipeline import InputError, Pipeline, StageUnavailable
+from pipeline.recognition import Identifier, Watchlist
 from pipeline.stages.detect import DEFAULT_SCORE_THRESHOLD, METHODS
+from pipeline.video import LiveSession, VideoEngine, scan_video, write_scan_outputs
 
 ROOT = Path(__file__).resolve().parent
-EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+IMAGE_EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+VIDEO_EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.mp4"))
 TOGGLE_CHOICES = ["off", "auto", "on"]
+TOGGLE_VALUES = {"off": False, "auto": "auto", "on": True}
+ENHANCED_NOTE = "AI-enhanced, for investigative lead only"
 
+
+@dataclass
+class AppConfig:
+    suspects: Path = ROOT / "suspects"
+    backend: str = "dlib"
+    max_video_minutes: float = 30.0
+    stream_every: float = 0.1
+
+
+CONFIG = AppConfig()
 PIPELINE = Pipeline.default()
 
 
@@ -40,20 +60,32 @@ def _user_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except InputError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        except StageUnavailable as exc:
+        except (InputError, StageUnavailable, hub_utils.HubUtilsError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
     return wrapper
 
 
-def _file_path(file: Any) -> str:
-    if file is None:
-        raise InputError("no image given: upload an image file first")
+def _file_path(file: Any, what: str = "image") -> str:
+    if file is None or file == "":
+        raise InputError(f"no {what} given: upload a file first")
     return file if isinstance(file, str) else getattr(file, "name", str(file))
 
 
+def _toggles(values: list[str]) -> dict[str, Any]:
+    return {info.name: TOGGLE_VALUES.get(v, "auto") for info, v in zip(PIPELINE.describe(), values)}
+
+
+@functools.lru_cache(maxsize=1)
+def _watchlist() -> Watchlist:
+    return Watchlist.load(CONFIG.suspects)
+
+
+def _identifier(threshold: float | None = None) -> Identifier:
+    return Identifier(_watchlist(), backend=CONFIG.backend, threshold=threshold or None, pipeline=PIPELINE)
+
+
+# ------------------------------------------------------------------ image tab
 @_user_errors
 def detect(image: str, method: str = "blazeface", threshold: float = DEFAULT_SCORE_THRESHOLD,
            min_face: float = 24) -> tuple[Any, dict]:
@@ -65,9 +97,11 @@ def detect(image: str, method: str = "blazeface", threshold: float = DEFAULT_SCO
     return annotated, {"width": rgb.shape[1], "height": rgb.shape[0], "faces": [f.to_dict() for f in faces]}
 
 
-def _toggles(values: list[str]) -> dict[str, Any]:
-    mapping = {"off": False, "auto": "auto", "on": True}
-    return {info.name: mapping[v] for info, v in zip(PIPELINE.describe(), values)}
+def _stage_table(stages) -> str:
+    lines = ["| stage | ran | time | note |", "|---|---|---|---|"]
+    for s in stages:
+        lines.append(f"| {s.name} | {'yes' if s.fired else 'no'} | {s.seconds * 1000:.0f} ms | {s.note} |")
+    return "\n".join(lines)
 
 
 @_user_errors
@@ -80,15 +114,202 @@ def analyse(image: str, method: str, threshold: float, min_face: float, *toggle_
     raw_gallery = [(crop, f"face {i + 1} · raw · score {f.score:.2f}")
                    for i, (crop, f) in enumerate(zip(result.raw_crops, result.faces))]
     enhanced_fired = any(s.fired for s in result.stages if s.target == "crop")
-    enhanced_gallery = ([(crop, f"face {i + 1} · AI-enhanced") for i, crop in enumerate(result.enhanced_crops)]
+    enhanced_gallery = ([(crop, f"face {i + 1} · {ENHANCED_NOTE}") for i, crop in enumerate(result.enhanced_crops)]
                         if enhanced_fired else [])
     frame_fired = any(s.fired for s in result.stages if s.target == "frame")
     enhanced_frame = gr.update(value=result.frame if frame_fired else None, visible=frame_fired)
-    lines = ["| stage | ran | time | note |", "|---|---|---|---|"]
-    for s in result.stages:
-        lines.append(f"| {s.name} | {'yes' if s.fired else 'no'} | {s.seconds * 1000:.0f} ms | {s.note} |")
-    summary = f"**{len(result.faces)} face(s)** in {result.timings['total'] * 1000:.0f} ms\n\n" + "\n".join(lines)
+    summary = (f"**{len(result.faces)} face(s)** in {result.timings['total'] * 1000:.0f} ms\n\n"
+               + _stage_table(result.stages))
     return result.annotated, enhanced_frame, raw_gallery, enhanced_gallery, summary, result.to_dict()
+
+
+# ------------------------------------------------------------------ identify tab
+@_user_errors
+def identify(image: str, threshold: float = 0.0, *toggle_values: str):
+    """Match every face in an image against the watchlist (raw and enhanced crops)."""
+    rgb = pipeline.load_image(_file_path(image))
+    identifier = _identifier(threshold)
+    identifier.stages = _toggles(list(toggle_values)) if toggle_values else {"lowlight": "auto"}
+    matches = identifier.identify(rgb)
+    labels = [m.label() for m in matches]
+    annotated = pipeline.annotate.draw_faces(rgb, [m.face for m in matches], labels)
+    raw = [(m.raw_crop, f"face {i + 1} · raw · {m.label()}") for i, m in enumerate(matches) if m.raw_crop is not None]
+    enhanced = [(m.enhanced_crop, f"face {i + 1} · {ENHANCED_NOTE}") for i, m in enumerate(matches)
+                if m.enhanced_crop is not None]
+    lines = ["| face | decision | best candidate | score | threshold | quality | why |", "|---|---|---|---|---|---|---|"]
+    for i, m in enumerate(matches):
+        cands = ", ".join(f"{c.name} {c.score:.2f}" for c in m.candidates[:3]) or "watchlist empty"
+        lines.append(f"| {i + 1} | **{m.decision.replace('_', ' ')}** | {cands} | "
+                     f"{'' if m.score is None else f'{m.score:.3f}'} | {m.threshold:.3f} (distance) | "
+                     f"{m.quality.score:.2f} | {m.reason} |")
+    header = (f"**{len(matches)} face(s)** · backend `{identifier.backend}` revision `{identifier.embedder.revision}`"
+              f" · {len(_watchlist())} on the watchlist\n\n")
+    return annotated, raw, enhanced, header + "\n".join(lines), [m.to_dict() for m in matches]
+
+
+# ------------------------------------------------------------------ watchlist tab
+def _people_table() -> list[list[Any]]:
+    wl = _watchlist()
+    wl.reload()
+    return [[p.id, p.name, p.status, len(p.photos), p.updated[:19], "; ".join(p.problems)] for p in wl]
+
+
+@_user_errors
+def suspects_list() -> list[dict]:
+    """Everyone on the watchlist (id, name, status, notes, photos, problems)."""
+    wl = _watchlist()
+    wl.reload()
+    return [p.to_dict() for p in wl]
+
+
+def _photo_paths(files: Any) -> list[str]:
+    if not files:
+        raise InputError("give at least one photo")
+    files = files if isinstance(files, list) else [files]
+    return [_file_path(f, "photo") for f in files]
+
+
+@_user_errors
+def suspects_add(name: str, photos: Any, notes: str = "") -> tuple[str, list[list[Any]]]:
+    """Add a person with photos (each must show exactly one usable face), or add photos to them."""
+    wl = _watchlist()
+    paths = _photo_paths(photos)
+    if not (name or "").strip():
+        raise InputError("give the person's name")
+    existing = wl.find(name.strip())
+    if existing is not None:
+        reports = wl.add_photos(existing.id, paths, backend=CONFIG.backend)
+        head = f"Added photos to **{existing.name}**:"
+    else:
+        person, reports = wl.add_person(name.strip(), paths, notes=notes or "", backend=CONFIG.backend)
+        head = f"Added **{person.name}** (id `{person.id}`):"
+    return head + "\n" + "\n".join(f"- {r.line()}" for r in reports), _people_table()
+
+
+@_user_errors
+def suspects_edit(who: str, new_name: str = "", status: str = "", notes: str = "") -> tuple[str, list[list[Any]]]:
+    """Change a person's name, status or notes (empty fields are left as they are)."""
+    person = _watchlist().update(who, name=new_name or None, status=status or None, notes=notes or None)
+    return f"Updated **{person.name}**.", _people_table()
+
+
+@_user_errors
+def suspects_remove_photo(who: str, photo: str) -> tuple[str, list[list[Any]]]:
+    """Delete one photo of a person."""
+    person = _watchlist().remove_photo(who, photo)
+    return f"Removed {photo} from **{person.name}**.", _people_table()
+
+
+@_user_errors
+def suspects_remove(who: str, confirm: bool = False) -> tuple[str, list[list[Any]]]:
+    """Delete a person and their photos (needs confirm=True)."""
+    if not confirm:
+        raise InputError("tick 'yes, delete' to confirm: this deletes the person and their photos")
+    person = _watchlist().remove(who)
+    return f"Deleted **{person.name}** from the watchlist.", _people_table()
+
+
+@_user_errors
+def suspects_show(who: str) -> tuple[list[tuple[str, str]], dict]:
+    """One person's details and photos."""
+    wl = _watchlist()
+    person = wl.get(who)
+    photos = [(str(person.folder / p), p) for p in person.photos]
+    return photos, person.to_dict()
+
+
+# ------------------------------------------------------------------ video tab
+def _sighting_gallery(sightings) -> list[tuple[Any, str]]:
+    items = []
+    for s in sightings:
+        if s.best_crop is None:
+            continue
+        who = s.name if s.decision == "match" else s.decision.replace("_", " ")
+        score = f" {s.score:.2f}" if s.score is not None else ""
+        items.append((s.best_crop, f"#{s.track_id} {who}{score} · raw · {s.first_seen_s:.1f}-{s.last_seen_s:.1f} s"))
+        if s.enhanced_crop is not None:
+            items.append((s.enhanced_crop, f"#{s.track_id} · {ENHANCED_NOTE}"))
+    return items
+
+
+def scan_video_ui(video: Any, stride: float = 1, only_track: bool = False, *toggle_values: str):
+    """Scan a video: annotated H.264 video, sightings gallery, timeline and CSV/JSON downloads.
+
+    A generator so that the Cancel button can stop it between progress updates.
+    """
+    try:
+        path = _file_path(video, "video")
+        cancel = threading.Event()
+        state: dict[str, Any] = {"done": 0, "total": 1}
+
+        def progress(done: int, total: int, elapsed: float) -> None:
+            state.update(done=done, total=total, elapsed=elapsed)
+
+        def work() -> None:
+            try:
+                recogniser = None if only_track else _identifier()
+                result = scan_video(path, PIPELINE, recogniser, stages=_toggles(list(toggle_values)) or None,
+                                    stride=max(1, int(stride)), max_duration_s=CONFIG.max_video_minutes * 60,
+                                    progress=progress, cancel=cancel)
+                out_dir = Path(tempfile.mkdtemp(prefix="cctv-scan-"))
+                state["paths"] = write_scan_outputs(result, out_dir)
+                state["result"] = result
+            except (InputError, StageUnavailable) as exc:
+                state["error"] = str(exc)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        try:
+            while thread.is_alive():
+                thread.join(0.5)
+                done, total = state["done"], state["total"]
+                fps = done / state["elapsed"] if state.get("elapsed") else 0.0
+                eta = (total - done) / fps if fps > 0 else 0.0
+                yield (gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+                       f"Scanning: {done}/{total} frames · {fps:.1f} fps · ETA {eta:.0f} s", gr.skip())
+        finally:
+            cancel.set()  # also reached when the user presses Cancel (the generator is closed)
+        if "error" in state:
+            raise InputError(state["error"])
+        result, paths = state["result"], state["paths"]
+        matches = [s for s in result.sightings if s.decision == "match"]
+        summary = (f"**{len(result.sightings)} sighting(s)**, {len(matches)} match(es) · "
+                   f"{result.frames_processed} frames in {result.seconds:.1f} s")
+        if result.warnings:
+            summary += "\n\n" + "\n".join(f"- {w}" for w in result.warnings)
+        yield (str(paths["video"]) if "video" in paths else None, _sighting_gallery(result.sightings),
+               str(paths["timeline"]), [str(paths["csv"]), str(paths["json"])], summary,
+               result.to_dict())
+    except (InputError, StageUnavailable) as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+
+
+# ------------------------------------------------------------------ webcam tab
+def live_frame(frame: Any, session: LiveSession | None):
+    """Process one webcam frame; frames arriving while busy are dropped."""
+    if frame is None:
+        return gr.skip(), gr.skip(), gr.skip(), session
+    if session is None:
+        engine = VideoEngine(PIPELINE, _identifier(), stages={"lowlight": "auto"}, fps=1 / CONFIG.stream_every)
+        session = LiveSession(engine)
+    out = session.process(pipeline.io.ensure_rgb(frame))
+    if out is None:
+        return gr.skip(), gr.skip(), gr.skip(), session
+    seen = [s for s in session.engine.sightings() if s.decision in ("match", "inconclusive")]
+    gallery = [(s.best_crop, f"{s.name or 'inconclusive'} {'' if s.score is None else f'{s.score:.2f}'} · "
+                             f"last seen {s.last_seen_s:.0f} s") for s in seen if s.best_crop is not None]
+    st = session.stats()
+    stats = (f"{st['fps']} fps · latency median {st['latency_ms_median']} ms, p95 {st['latency_ms_p95']} ms · "
+             f"{st['frames']} frames, {st['dropped']} dropped")
+    return out.annotated, gallery, stats, session
+
+
+# ------------------------------------------------------------------ models tab
+def model_status() -> list[dict]:
+    """Every model (source, repo, revision, sha256 or why unavailable) and every stage."""
+    models = [s.to_dict() for s in hub_utils.status()]
+    stages = [info.__dict__ for info in PIPELINE.describe()]
+    return [{"kind": "model", **m} for m in models] + [{"kind": "stage", **s} for s in stages]
 
 
 def stage_status() -> list[dict]:
@@ -101,29 +322,43 @@ def _status_markdown() -> str:
     for info in PIPELINE.describe():
         state = "ready" if info.ready else f"unavailable: {info.reason}"
         lines.append(f"| {info.label} | {info.target} | {state} |")
+    lines += ["", "| model | state |", "|---|---|"]
+    resolver = _RESOLVER
+    if resolver is not None:
+        for name, snap in resolver.snapshot().items():
+            lines.append(f"| {name} | {snap.label} |")
     return "\n".join(lines)
+
+
+_RESOLVER = None
+
+
+def _stage_toggles() -> list[gr.Radio]:
+    toggles = []
+    with gr.Group():
+        gr.Markdown("**Enhancement stages**")
+        for info in PIPELINE.describe():
+            toggles.append(gr.Radio(
+                TOGGLE_CHOICES, value="auto" if info.ready else "off", label=info.label,
+                info=info.description if info.ready else f"Unavailable: {info.reason}",
+                interactive=info.ready))
+    return toggles
 
 
 def build_app() -> gr.Blocks:
     """The Blocks app; importable by tests without launching a server."""
     with gr.Blocks(title="Open CCTV face pipeline") as demo:
-        gr.Markdown("# Open CCTV face pipeline\nFind faces in CCTV footage and photos. "
-                    "The raw frame is always shown first; enhanced images are labelled **AI-enhanced**.")
+        gr.Markdown("# Open CCTV face pipeline\nFind faces in CCTV footage and photos and match them against "
+                    "your watchlist. The raw frame is always shown first; enhanced images are labelled "
+                    "**AI-enhanced** and are for investigative leads only. Below the threshold the answer is "
+                    "*no match* or *inconclusive*, never a guess.")
         with gr.Tab("Image"):
             with gr.Row():
                 with gr.Column(scale=1):
                     image_in = gr.File(label="Image file", file_types=["image"], type="filepath")
-                    if EXAMPLES:
-                        gr.Examples(EXAMPLES, inputs=[image_in], label="Examples")
-                    toggles = []
-                    with gr.Group():
-                        gr.Markdown("**Enhancement stages**")
-                        for info in PIPELINE.describe():
-                            toggles.append(gr.Radio(
-                                TOGGLE_CHOICES, value="auto" if info.ready else "off",
-                                label=info.label,
-                                info=info.description if info.ready else f"Unavailable: {info.reason}",
-                                interactive=info.ready))
+                    if IMAGE_EXAMPLES:
+                        gr.Examples(IMAGE_EXAMPLES, inputs=[image_in], label="Examples")
+                    toggles = _stage_toggles()
                     with gr.Accordion("Detector", open=False):
                         method = gr.Dropdown(list(METHODS), value="blazeface", label="Method")
                         threshold = gr.Slider(0.05, 0.95, value=DEFAULT_SCORE_THRESHOLD, step=0.05,
@@ -135,17 +370,112 @@ def build_app() -> gr.Blocks:
                     enhanced_frame = gr.Image(label="AI-enhanced frame (what the detector saw)",
                                               type="numpy", format="png", visible=False)
                     raw_crops = gr.Gallery(label="Face crops (raw)", columns=6, height="auto")
-                    enhanced_crops = gr.Gallery(label="Face crops (AI-enhanced, for investigative lead only)",
-                                                columns=6, height="auto")
+                    enhanced_crops = gr.Gallery(label=f"Face crops ({ENHANCED_NOTE})", columns=6, height="auto")
                     summary = gr.Markdown()
                     faces_json = gr.JSON(label="Result (JSON)")
             run_btn.click(analyse, [image_in, method, threshold, min_face, *toggles],
                           [annotated, enhanced_frame, raw_crops, enhanced_crops, summary, faces_json],
                           api_name="analyse")
+
+        with gr.Tab("Identify"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    id_image = gr.File(label="Image file", file_types=["image"], type="filepath")
+                    if IMAGE_EXAMPLES:
+                        gr.Examples(IMAGE_EXAMPLES, inputs=[id_image], label="Examples")
+                    id_threshold = gr.Number(value=0, label="Distance threshold (0 = the backend's calibrated default)")
+                    id_toggles = _stage_toggles()
+                    id_btn = gr.Button("Identify", variant="primary")
+                with gr.Column(scale=2):
+                    id_annotated = gr.Image(label="Raw frame with decisions", type="numpy", format="png")
+                    id_raw = gr.Gallery(label="Face crops (raw)", columns=6, height="auto")
+                    id_enh = gr.Gallery(label=f"Face crops ({ENHANCED_NOTE})", columns=6, height="auto")
+                    id_table = gr.Markdown()
+                    id_json = gr.JSON(label="Matches (JSON)")
+            id_btn.click(identify, [id_image, id_threshold, *id_toggles],
+                         [id_annotated, id_raw, id_enh, id_table, id_json], api_name="identify")
+
+        with gr.Tab("Watchlist"):
+            people = gr.Dataframe(headers=["id", "name", "status", "photos", "updated", "problems"],
+                                  value=_people_table, interactive=False, label="People on the watchlist")
+            wl_msg = gr.Markdown()
+            with gr.Row():
+                with gr.Column():
+                    gr.Markdown("**Add a person, or photos to someone already listed**")
+                    add_name = gr.Textbox(label="Name")
+                    add_photos = gr.File(label="Photos (one face each)", file_count="multiple",
+                                         file_types=["image"], type="filepath")
+                    add_notes = gr.Textbox(label="Notes", lines=2)
+                    gr.Button("Add").click(suspects_add, [add_name, add_photos, add_notes], [wl_msg, people],
+                                           api_name="suspects_add")
+                with gr.Column():
+                    gr.Markdown("**Show, edit or delete**")
+                    who = gr.Textbox(label="Name or id")
+                    show_gallery = gr.Gallery(label="Photos", columns=4, height="auto")
+                    show_json = gr.JSON(label="Details")
+                    gr.Button("Show").click(suspects_show, [who], [show_gallery, show_json], api_name="suspects_show")
+                    new_name = gr.Textbox(label="New name (optional)")
+                    new_status = gr.Dropdown(["", "active", "inactive"], value="", label="Status")
+                    new_notes = gr.Textbox(label="Notes (optional)")
+                    gr.Button("Save changes").click(suspects_edit, [who, new_name, new_status, new_notes],
+                                                    [wl_msg, people], api_name="suspects_edit")
+                    photo_name = gr.Textbox(label="Photo file name to delete")
+                    gr.Button("Delete photo").click(suspects_remove_photo, [who, photo_name], [wl_msg, people],
+                                                    api_name="suspects_remove_photo")
+                    confirm = gr.Checkbox(label="yes, delete this person and their photos")
+                    gr.Button("Delete person", variant="stop").click(suspects_remove, [who, confirm],
+                                                                     [wl_msg, people], api_name="suspects_remove")
+            list_json = gr.JSON(visible=False)
+            gr.Button("Refresh").click(suspects_list, None, list_json, api_name="suspects_list").then(
+                _people_table, None, people, api_visibility="private")
+
+        with gr.Tab("Video"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    video_in = gr.File(label="Video file (mp4, avi, mkv, mov)", file_types=["video"], type="filepath")
+                    if VIDEO_EXAMPLES:
+                        gr.Examples(VIDEO_EXAMPLES, inputs=[video_in], label="Examples")
+                    stride = gr.Slider(1, 10, value=1, step=1, label="Process every N-th frame")
+                    only_track = gr.Checkbox(label="Only track faces (no watchlist matching)")
+                    video_toggles = _stage_toggles()
+                    with gr.Row():
+                        scan_btn = gr.Button("Scan", variant="primary")
+                        cancel_btn = gr.Button("Cancel")
+                with gr.Column(scale=2):
+                    scan_status = gr.Markdown()
+                    video_out = gr.Video(label="Annotated video (raw frames, boxes drawn)")
+                    sightings_gallery = gr.Gallery(label="Sightings: best raw crop per person seen", columns=6,
+                                                   height="auto")
+                    timeline = gr.Image(label="Sightings timeline", type="filepath")
+                    downloads = gr.File(label="Sightings (CSV, JSON)", file_count="multiple")
+                    sightings_json = gr.JSON(label="Sightings (JSON)")
+            scan_event = scan_btn.click(scan_video_ui, [video_in, stride, only_track, *video_toggles],
+                                        [video_out, sightings_gallery, timeline, downloads, scan_status,
+                                         sightings_json], api_name="scan_video")
+            cancel_btn.click(None, None, None, cancels=[scan_event], api_visibility="private")
+
+        with gr.Tab("Webcam"):
+            gr.Markdown("Live: faces are tracked and each new face is matched once (again when a better view "
+                        "comes). The picture is not mirrored: it is what the camera sees.")
+            with gr.Row():
+                cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
+                               webcam_options=gr.WebcamOptions(mirror=False))
+                cam_out = gr.Image(label="Live (raw frame, boxes drawn)", type="numpy")
+            cam_stats = gr.Markdown()
+            cam_gallery = gr.Gallery(label="Watchlist people seen since the stream started", columns=6,
+                                     height="auto")
+            session = gr.State(None)
+            cam.stream(live_frame, [cam, session], [cam_out, cam_gallery, cam_stats, session],
+                       stream_every=CONFIG.stream_every, concurrency_limit=4, api_name="live_frame")
+
         with gr.Tab("Stages & models"):
-            gr.Markdown(_status_markdown())
-            status_json = gr.JSON(label="Stage status")
-            gr.Button("Refresh").click(stage_status, None, status_json, api_name="stages")
+            status_md = gr.Markdown(_status_markdown())
+            status_json = gr.JSON(label="Status (JSON)")
+            with gr.Row():
+                gr.Button("Refresh").click(model_status, None, status_json, api_name="models").then(
+                    _status_markdown, None, status_md, api_visibility="private")
+            gr.Button(visible=False).click(stage_status, None, status_json, api_name="stages")
+            gr.Timer(2.0).tick(_status_markdown, None, status_md, api_visibility="private")
 
         # API-only endpoint: an image file in, faces out (options have defaults).
         with gr.Row(visible=False):
@@ -168,11 +498,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="port (default: %(default)s)")
     parser.add_argument("--share", action="store_true",
                         help="create a public gradio.live link (needs internet)")
+    parser.add_argument("--suspects", default=os.environ.get("CCTV_SUSPECTS", str(ROOT / "suspects")),
+                        metavar="DIR", help="watchlist folder (default: %(default)s)")
+    hub_utils.add_override_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
+    global _RESOLVER
     args = parse_args(argv)
+    hub_utils.apply_override_arguments(args)
+    CONFIG.suspects = Path(args.suspects)
+    # Models resolve in the background: the UI is usable at once, the status tab shows progress.
+    _RESOLVER = hub_utils.start_background_resolution()
     demo = build_app()
     demo.queue(default_concurrency_limit=2)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)

@@ -314,14 +314,27 @@ class Identifier:
     def identify(self, rgb: np.ndarray) -> list[Match]:
         """Every face in ``rgb`` (``H x W x 3`` uint8 RGB) with its decision, best detector score first."""
         raw = ensure_rgb(rgb)
-        gallery = self.watchlist.gallery(self.backend)
         if self.pipeline is not None:
             result = self.pipeline.run(raw, self.stages)
-            faces, enhanced_crops = result.faces, result.enhanced_crops
-            crop_margin = self.pipeline.crop_margin
-        else:
-            faces = (self.detector or default_detector())(raw)
-            enhanced_crops, crop_margin = [None] * len(faces), 0.25
+            return self.match_faces(raw, result.faces, result.enhanced_crops, crop_margin=self.pipeline.crop_margin)
+        return self.match_faces(raw, (self.detector or default_detector())(raw))
+
+    def match_faces(self, rgb: np.ndarray, faces: Sequence[Face],
+                    enhanced_crops: Sequence[np.ndarray | None] | None = None, *,
+                    crop_margin: float = 0.25) -> list[Match]:
+        """Match faces that were already detected in ``rgb`` (the video engine's tracks).
+
+        Args:
+            rgb: the raw frame, ``H x W x 3`` uint8 RGB.
+            faces: faces in pixels of ``rgb``.
+            enhanced_crops: per face, its enhanced crop (cut with
+                ``crop_margin``) or ``None``; matched too (identity-drift guard).
+            crop_margin: the margin the crops were cut with.
+        """
+        raw = ensure_rgb(rgb)
+        faces = list(faces)
+        enhanced_crops = list(enhanced_crops) if enhanced_crops is not None else [None] * len(faces)
+        gallery = self.watchlist.gallery(self.backend)
         if not faces:
             return []
         aligned = self.embedder.align(raw, faces)
