@@ -5,7 +5,7 @@ import socket
 import pytest
 from gradio_client import Client, handle_file
 
-from conftest import GROUP_FACE_CENTRES
+from conftest import EXAMPLES, GROUP_FACE_CENTRES, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -16,10 +16,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+FIXTURES = ROOT / "tests" / "fixtures" / "faces"
+
+
 @pytest.fixture(scope="module")
-def client():
+def client(tmp_path_factory):
     import app
 
+    app.CONFIG.suspects = tmp_path_factory.mktemp("suspects")
+    app._watchlist.cache_clear()
     demo = app.build_app()
     demo.queue()
     port = _free_port()
@@ -63,3 +68,43 @@ def test_stage_status_endpoint(client):
     status = client.predict(api_name="/stages")
     assert {s["name"] for s in status} >= {"lowlight", "deblur", "superres"}
     assert all(s["ready"] or s["reason"] for s in status)
+
+
+def test_watchlist_round_trip_and_identify(client):
+    message, table = client.predict("Person A", [handle_file(str(FIXTURES / "person_a_1.jpg")),
+                                                 handle_file(str(FIXTURES / "person_a_2.jpg"))], "test notes",
+                                    api_name="/suspects_add")
+    assert "Added **Person A**" in message
+    people = client.predict(api_name="/suspects_list")
+    assert [p["name"] for p in people] == ["Person A"] and len(people[0]["photos"]) == 2
+
+    _, raw, enhanced, table_md, matches = client.predict(handle_file(str(FIXTURES / "person_a_3.jpg")), 0,
+                                                         "off", "off", "off", api_name="/identify")
+    assert matches[0]["decision"] == "match" and matches[0]["name"] == "Person A"
+    assert matches[0]["score"] is not None and matches[0]["threshold"] > 0 and matches[0]["revision"]
+    _, _, _, _, matches = client.predict(handle_file(str(FIXTURES / "stranger.jpg")), 0, "off", "off", "off",
+                                         api_name="/identify")
+    assert matches[0]["decision"] in ("no_match", "inconclusive")
+
+    with pytest.raises(Exception, match="confirm"):
+        client.predict("Person A", False, api_name="/suspects_remove")
+    message, _ = client.predict("Person A", True, api_name="/suspects_remove")
+    assert "Deleted" in message and client.predict(api_name="/suspects_list") == []
+
+
+def test_adding_a_photo_without_a_face_is_refused_with_the_reason(client):
+    with pytest.raises(Exception, match="no usable photo|no face"):
+        client.predict("Nobody", [handle_file(str(EXAMPLES / "night_street.jpg"))], "", api_name="/suspects_add")
+
+
+def test_scan_video_endpoint(client):
+    video, gallery, timeline, downloads, summary, result = client.predict(
+        handle_file(str(EXAMPLES / "arcade_clip.mp4")), 5, True, "off", "off", "off", api_name="/scan_video")
+    assert video["video"].endswith(".mp4") if isinstance(video, dict) else str(video).endswith(".mp4")
+    assert result["frames_processed"] == 10 and "sighting" in summary
+    assert len(downloads) == 2 and timeline.endswith(".png")
+
+
+def test_model_status_endpoint(client):
+    status = client.predict(api_name="/models")
+    assert any(s["kind"] == "stage" for s in status) and any(s["kind"] == "model" for s in status)
