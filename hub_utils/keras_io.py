@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelLoadError
-from .resolve import ResolvedModel, resolve, verify_file
+from .resolve import ModelStatus, ResolvedModel, _publish_state, mark_loaded, resolve, verify_file
 
 LegacyWeights = dict[str, list[tuple[str, np.ndarray]]]
 """layer name -> [(weight name, array), ...] in the file's order."""
@@ -213,8 +213,20 @@ def load_keras_weights(model: Any, name: str) -> ResolvedModel:
     resolved = resolve(name)
     # Re-check right before loading: the file may have changed since it was resolved (cached hash: free).
     verify_file(name, resolved.path, resolved.sha256)
-    load_weights_file(model, resolved.path, resolved.format, name)
+    try:
+        load_weights_file(model, resolved.path, resolved.format, name)
+    except ModelLoadError as exc:
+        _report_load_failure(resolved, exc)
+        raise
+    mark_loaded(resolved)
     return resolved
+
+
+def _report_load_failure(resolved: ResolvedModel, exc: ModelLoadError) -> None:
+    """Show a file that does not fit its model as unavailable in status panels (until the cache is cleared)."""
+    _publish_state(ModelStatus(name=resolved.name, stage=resolved.stage, state="unavailable", source="missing",
+                               repo_id=resolved.repo_id, revision=resolved.revision, sha256=resolved.sha256,
+                               path=str(resolved.path), reason=str(exc), format=resolved.format))
 
 
 def load_keras_model(name: str, custom_objects: Mapping[str, Any] | None = None) -> tuple[Any, ResolvedModel]:
@@ -230,7 +242,9 @@ def load_keras_model(name: str, custom_objects: Mapping[str, Any] | None = None)
         model = keras.saving.load_model(resolved.path, custom_objects=dict(custom_objects or {}),
                                         compile=False, safe_mode=True)
     except (ValueError, TypeError, OSError) as exc:
-        raise ModelLoadError(f"model {name!r}: cannot load {resolved.path} safely: {exc}".splitlines()[0]) from None
+        error = ModelLoadError(f"model {name!r}: cannot load {resolved.path} safely: {exc}".splitlines()[0])
+        _report_load_failure(resolved, error)
+        raise error from None
     return model, resolved
 
 

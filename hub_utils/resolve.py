@@ -218,6 +218,18 @@ def _status_for(entry: ModelEntry, repo: str | None, revision: str | None) -> Mo
                        format=entry.format, published=entry.published)
 
 
+def mark_loaded(model: ResolvedModel) -> None:
+    """After a successful load: show the model as ready again if an earlier load had failed."""
+    with _TABLE_LOCK:
+        current = _STATES.get(model.name)
+    if current is None or current.state != "ready":
+        try:
+            entry = load_manifest().get(model.name)
+        except ManifestError:
+            return
+        _publish_state(_ready_status(entry, model))
+
+
 def _ready_status(entry: ModelEntry, model: ResolvedModel) -> ModelStatus:
     return ModelStatus(name=model.name, stage=model.stage, state="ready", source=model.source,
                        repo_id=model.repo_id, revision=model.revision, sha256=model.sha256,

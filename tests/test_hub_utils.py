@@ -720,6 +720,11 @@ def test_load_keras_weights_verifies_and_refuses_the_wrong_architecture(env, ker
     fewer = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 3, name="only")])
     with pytest.raises(ModelLoadError, match="holds 4 arrays, the model has 2"):
         hub_utils.load_keras_weights(fewer, "m")
+    (row,) = hub_utils.status(["m"])  # the status panel shows it too
+    assert row.state == "unavailable" and "does not fit the model" in row.reason
+    assert "does not fit" in hub_utils.unavailable_reason("m", block=False)
+    hub_utils.load_keras_weights(target, "m")
+    assert hub_utils.unavailable_reason("m", block=False) is None  # ready again after a good load
 
     # Changed on disk after resolution: the re-check before loading refuses it.
     with open(path, "ab") as handle:
