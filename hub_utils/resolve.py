@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -504,16 +503,6 @@ def snapshot_states() -> dict[str, ModelStatus]:
     """A copy of the state table (name -> status) without resolving anything."""
     with _TABLE_LOCK:
         return {name: _copy_status(s) for name, s in _STATES.items()}
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.02) -> bool:
-    """Poll ``predicate`` until true or ``timeout_s`` passes (a helper for tests and the CLI)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(poll_s)
-    return predicate()
 
 
 __all__ = ["STATUS_COLUMNS", "ModelStatus", "ResolvedModel", "add_listener", "clear_cache", "resolve", "sha256_file",

@@ -26,7 +26,8 @@ or without pytest fixtures::
 Fault injection: ``hub.truncate_gets = n`` cuts the next ``n`` downloads
 half-way (a broken connection), ``hub.corrupt.add((repo, rev, path))`` serves
 other bytes of the same length, ``hub.hang = True`` accepts connections and
-never answers.  ``hub.requests`` lists ``(method, path)`` of every request.
+never answers, ``hub.pause_after_bytes = n`` holds downloads after ``n``
+bytes until ``hub.resume.set()``.  ``hub.requests`` lists ``(method, path)`` of every request.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class FakeHub:
         self.files: dict[FileKey, bytes] = dict(files or {})
         self.branches: dict[tuple[str, str], str] = dict(branches or {})
         self.truncate_gets = 0
+        self.pause_after_bytes: int | None = None  # GET bodies stop here until ``resume`` is set
+        self.resume = threading.Event()
         self.corrupt: set[FileKey] = set()
         self.hang = False
         self.requests: list[tuple[str, str]] = []
@@ -119,6 +122,7 @@ class FakeHub:
 
     def stop(self) -> None:
         """Stop serving and close the port: later connections are refused."""
+        self.resume.set()  # release any download held by ``pause_after_bytes``
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -253,6 +257,12 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if fake.pause_after_bytes is not None:
+            # A slow link: send part of the body, wait until the test lets it finish.
+            self.wfile.write(body[: fake.pause_after_bytes])
+            self.wfile.flush()
+            fake.resume.wait(30)
+            body = body[fake.pause_after_bytes:]
         self.wfile.write(body)
 
     def do_HEAD(self) -> None:  # noqa: N802

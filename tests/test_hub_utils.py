@@ -221,6 +221,29 @@ def test_first_download_then_cache_hit_with_the_server_stopped(env, fake_hub):
     assert (again.source, again.path, again.sha256) == ("cache", resolved.path, sha(WEIGHTS_A))
 
 
+def test_background_resolution_shows_download_progress(env, fake_hub):
+    big = bytes(range(256)) * (80 * 1024)  # 20 MiB: huggingface_hub reports progress per 10 MiB chunk
+    published(env, fake_hub, big)
+    fake_hub.pause_after_bytes = len(big) // 2 + 1
+    seen: list[str] = []
+    resolver = hub_utils.start_background_resolution(on_progress=lambda s: seen.append(s.label))
+    assert _wait(lambda: resolver.snapshot()["m"].label == "downloading 50%", 20), resolver.snapshot()["m"].label
+    assert hub_utils.unavailable_reason("m", block=False) == "downloading 50%"
+    fake_hub.resume.set()
+    assert resolver.wait(20)
+    assert resolver.snapshot()["m"].label == "ready (hub)"
+    assert seen[0] == "resolving" and "downloading 0%" in seen and seen[-1] == "ready (hub)"
+
+
+def _wait(predicate, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
 def test_pinned_revision_is_used_not_the_branch_head(env, fake_hub):
     old_rev = published(env, fake_hub, WEIGHTS_A)
     new_rev = fake_hub.add(REPO, "m/m.weights.h5", WEIGHTS_B)  # main now points here
