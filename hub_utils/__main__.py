@@ -110,6 +110,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
     plan = plan_publish(args.repo, args.models or None)
     for line in plan.describe():
         print(line)
+    if args.print_cards:
+        for path, src in sorted(plan.files.items()):
+            if path.endswith("README.md") and isinstance(src, bytes):
+                print(f"\n===== {path} =====\n{src.decode('utf-8')}")
     if args.dry_run:
         print("dry run: nothing uploaded")
         return 0 if plan.models else 1
@@ -196,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the files and cards, upload nothing")
     p.add_argument("--pin", action="store_true", help="write the new revision into weights/models.json")
+    p.add_argument("--print-cards", action="store_true", help="print the generated model cards")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("import-vggface", help="validate/convert a Keras VGGFace .h5 and publish it")

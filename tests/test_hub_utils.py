@@ -570,9 +570,10 @@ def test_publish_dry_run_lists_exactly_the_files_and_cards(env, tmp_path, capsys
     assert "No measured numbers yet" in card_b and "_not recorded_" in card_b
     assert [name for name, _why in plan.skipped] == ["c"]
 
-    assert cli(["publish", "--repo", "me/models", "--dry-run"]) == 0
+    assert cli(["publish", "--repo", "me/models", "--dry-run", "--print-cards"]) == 0
     out = capsys.readouterr().out
     assert "dry run: nothing uploaded" in out and "a/a.weights.h5" in out and "skipped c" in out
+    assert "===== a/README.md =====" in out and "ARCH-A" in out
 
 
 def test_publish_to_fake_hub_and_pin(env, fake_hub, monkeypatch, capsys):
@@ -645,6 +646,25 @@ def test_vggface_real_layout_tables_have_the_published_sizes():
     res = vggface.expected_layout("vggface-resnet50")
     assert res["classifier"][0][1] == (2048, 8631) and res["conv5_3_1x1_increase/bn"][0][1] == (2048,)
     assert len([k for k in res if not k.endswith("/bn")]) == 1 + 16 * 3 + 4 + 1
+
+
+@pytest.mark.parametrize("layout_id", ["vggface-vgg16", "vggface-resnet50"])
+def test_vggface_validator_on_full_size_shapes(tmp_path, layout_id):
+    # Real shapes, no data: HDF5 allocates dataset storage lazily, so this 145 M-parameter file is tiny.
+    path = tmp_path / "full_size_no_data.h5"
+    layout = vggface.expected_layout(layout_id)
+    with h5py.File(path, "w") as handle:
+        handle.attrs["layer_names"] = np.array([n.encode() for n in layout], dtype="S")
+        for layer, weights in layout.items():
+            group = handle.require_group(layer)
+            names = [f"{layer}/{kind}:0" for kind, _s in weights]
+            group.attrs["weight_names"] = np.array([n.encode() for n in names], dtype="S")
+            for name, (_kind, shape) in zip(names, weights):
+                group.create_dataset(name, shape=shape, dtype="float32")
+    assert path.stat().st_size < 2_000_000
+    started = time.monotonic()
+    assert vggface.validate_file(path) == (layout_id, True)
+    assert time.monotonic() - started < 2.0
 
 
 def test_vggface_validator_rejects_wrong_files(tmp_path):
