@@ -204,3 +204,25 @@ def test_quality_flags_small_blurry_dark_and_turned_faces():
 
 def test_quality_of_an_empty_crop_is_zero():
     assert face_quality(np.zeros((1, 1, 3), np.uint8)).score == 0.0
+
+
+def test_tensorflow_runtime_equals_dlib_own_code():
+    """dlib's weights run with TensorFlow give dlib's numbers (and are the default runtime)."""
+    tf_embedder = get_embedder("dlib")
+    assert tf_embedder.runtime == "tensorflow"
+    plain = embedders.DlibEmbedder(runtime="dlib")
+    rgb, face = _face("two_faces.jpg")
+    chips = [a.chip for a in tf_embedder.align(rgb, detect_faces(rgb))]
+    assert np.allclose(tf_embedder.embed_chips(chips), plain.embed_chips(chips), atol=1e-5)
+    assert plain.revision == tf_embedder.revision  # same embeddings, same cache
+    with pytest.raises(InputError):
+        embedders.DlibEmbedder(runtime="cuda-please")
+
+
+def test_dlib_weight_file_parser_refuses_other_files(tmp_path):
+    from pipeline.recognition.dlib_tf import DlibFormatError, read_weights
+
+    other = tmp_path / "other.dat"
+    other.write_bytes(b"\x01\x05con_4\x01\x03" + b"\x00" * 64)
+    with pytest.raises(DlibFormatError):
+        read_weights(other)
