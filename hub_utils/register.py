@@ -17,11 +17,27 @@ from .manifest import FORMATS, ModelEntry, guess_format, load_manifest, save_man
 from .resolve import clear_cache, sha256_file
 
 
-def _check_hdf5(path: Path) -> None:
-    with open(path, "rb") as handle:
-        magic = handle.read(8)
-    if magic != b"\x89HDF\r\n\x1a\n":
-        raise ManifestError(f"{path} is not an HDF5 file (bad signature)")
+def _check_file(path: Path, fmt: str) -> None:
+    """Refuse a file that cannot be what ``fmt`` says (before it replaces anything)."""
+    if fmt == "keras":
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise ManifestError(f"{path} is not a .keras archive (not a zip file)")
+        return
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            keys = set(handle.keys())
+            attrs = set(handle.attrs.keys())
+    except OSError:
+        raise ManifestError(f"{path} is not an HDF5 file") from None
+    if fmt == "keras-weights-h5" and not keys & {"layers", "vars"}:
+        raise ManifestError(f"{path} is HDF5 but not a Keras 3 weights file (no 'layers' group): "
+                            "save it with model.save_weights('....weights.h5')")
+    if fmt == "keras-legacy-h5" and not any(a.startswith("layer_names") for a in attrs) and "model_weights" not in keys:
+        raise ManifestError(f"{path} is HDF5 but not a Keras 2 weights file (no 'layer_names')")
 
 
 def register(name: str, file: str | Path, *, fmt: str | None = None, copy: bool = True,
@@ -41,8 +57,7 @@ def register(name: str, file: str | Path, *, fmt: str | None = None, copy: bool 
     fmt = fmt or guess_format(source)
     if fmt not in FORMATS:
         raise ManifestError(f"model {name!r}: unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    if fmt != "keras":
-        _check_hdf5(source)
+    _check_file(source, fmt)
     wdir = weights_dir().resolve()
     messages: list[str] = []
     if source.resolve().parent == wdir:

@@ -519,26 +519,37 @@ def test_status_command_in_a_fresh_process_is_fast_offline(tmp_path):
 # -- register and publish -------------------------------------------------------------------------------
 
 
+def _keras3_like_weights(path: Path) -> bytes:
+    """A small HDF5 file in the Keras 3 weights layout (random values, never loaded into a model here)."""
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("layers/conv2d/vars/0", data=np.random.default_rng(1).standard_normal((3, 3, 1, 4)))
+    return path.read_bytes()
+
+
 def test_register_records_hash_and_drops_a_stale_pin(env, tmp_path):
     env.write(entry("m", bundled_file="m.weights.h5", repo_id=REPO, revision=commit_id("old"), published=True,
                     sha256=sha(WEIGHTS_A)))
     trained = tmp_path / "out.weights.h5"
-    trained.write_bytes(WEIGHTS_B)
+    data = _keras3_like_weights(trained)
     assert cli(["register", "m", str(trained), "--training-command", "python -m pipeline.train.srcnn"]) == 0
     new = load_manifest().get("m")
-    assert (new.sha256, new.size, new.format) == (sha(WEIGHTS_B), len(WEIGHTS_B), "keras-weights-h5")
+    assert (new.sha256, new.size, new.format) == (sha(data), len(data), "keras-weights-h5")
     assert (new.published, new.revision) == (False, None)
     assert new.card.training_command == "python -m pipeline.train.srcnn"
-    assert (env.weights_dir / "m.weights.h5").read_bytes() == WEIGHTS_B
+    assert (env.weights_dir / "m.weights.h5").read_bytes() == data
     assert hub_utils.resolve("m").source == "bundled"
     not_hdf5 = tmp_path / "x.weights.h5"
     not_hdf5.write_bytes(b"hello")
     assert cli(["register", "m", str(not_hdf5)]) == 2
+    legacy = tmp_path / "legacy.weights.h5"
+    write_legacy_h5(legacy, {"conv": [("kernel:0", np.zeros((1, 1), np.float32))]})
+    with pytest.raises(ManifestError, match="not a Keras 3 weights file"):
+        hub_utils.register("m", legacy)
     pickle = tmp_path / "trained.pt"
     pickle.write_bytes(b"x")
     with pytest.raises(ManifestError, match="pickled PyTorch"):
         hub_utils.register("m", pickle)
-    assert (env.weights_dir / "m.weights.h5").read_bytes() == WEIGHTS_B  # nothing overwritten
+    assert (env.weights_dir / "m.weights.h5").read_bytes() == data  # nothing overwritten
 
 
 def _two_bundled(env):
