@@ -15,6 +15,7 @@ probe (``CCTV_HUB_TIMEOUT``, default 2.5 s) for all models together.
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
@@ -261,12 +262,14 @@ def download(repo_id: str, filename: str, revision: str, settings: HubSettings, 
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    extra: dict[str, object] = {}
+    if on_progress is not None and "tqdm_class" in inspect.signature(hf_hub_download).parameters:
+        extra["tqdm_class"] = _progress_class(on_progress)  # older huggingface_hub: no progress, still works
     try:
         path = hf_hub_download(
             repo_id, filename, revision=revision, cache_dir=str(settings.cache_dir),
             endpoint=settings.endpoint, token=settings.token, etag_timeout=settings.timeout_s,
-            local_files_only=settings.offline, force_download=force,
-            tqdm_class=_progress_class(on_progress),
+            local_files_only=settings.offline, force_download=force, **extra,
         )
     except HfHubHTTPError as exc:
         raise _describe_http_error(exc, repo_id, filename, revision) from None
