@@ -163,7 +163,7 @@ def cmd_import_vggface(args: argparse.Namespace) -> int:
         revision = publish(plan, private=args.private)
     _print_pin(plan.models, repo, revision)
     if args.pin:
-        pin_in_manifest(plan, revision)
+        pin_in_manifest(plan, revision, new_file=True)
         print(f"weights/models.json updated: {name} pinned to {repo}@{revision}")
     return 0
 

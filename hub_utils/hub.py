@@ -307,11 +307,22 @@ def upload(repo_id: str, files: Mapping[str, Path | bytes], *, message: str, pri
     settings = settings or HubSettings.from_env()
     if settings.offline:
         raise HubStepError("offline", "HF_HUB_OFFLINE is set: cannot publish")
+    import httpx
+    from huggingface_hub.errors import HfHubHTTPError
+
     api = HfApi(endpoint=settings.endpoint, token=settings.token)
-    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     ops = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=(str(src) if isinstance(src, Path) else src))
            for path, src in files.items()]
-    info = api.create_commit(repo_id, operations=ops, commit_message=message, repo_type="model")
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        info = api.create_commit(repo_id, operations=ops, commit_message=message, repo_type="model")
+    except HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", "?")
+        raise HubStepError("error", f"upload to {repo_id} failed: HTTP {status} (does HF_TOKEN have write "
+                           f"access to it?): {str(exc).splitlines()[0]}") from None
+    except (httpx.HTTPError, OSError) as exc:
+        raise HubStepError("unreachable", f"upload to {repo_id} failed: {type(exc).__name__}: {exc}"
+                           .splitlines()[0]) from None
     return str(info.oid)
 
 

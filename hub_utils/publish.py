@@ -110,12 +110,17 @@ def publish(plan: PublishPlan, *, private: bool = False, message: str | None = N
                       message=message or f"Publish {names} from the open CCTV face pipeline")
 
 
-def pin_in_manifest(plan: PublishPlan, revision: str, manifest: Manifest | None = None) -> Manifest:
-    """Record ``repo@revision`` as published for every model of ``plan`` and save the manifest."""
+def pin_in_manifest(plan: PublishPlan, revision: str, manifest: Manifest | None = None, *,
+                    new_file: bool = False) -> Manifest:
+    """Record ``repo@revision`` as published for every model of ``plan`` and save the manifest.
+
+    ``new_file`` allows a hash different from the manifest's (an imported VGGFace file replacing
+    an earlier one); bundled models must publish exactly the registered file.
+    """
     manifest = manifest or load_manifest()
     for entry, path_in_repo, sha256, size in plan.models:
         current = manifest.get(entry.name)
-        if current.sha256 not in (None, sha256):
+        if not new_file and current.sha256 not in (None, sha256):
             raise ManifestError(f"model {entry.name!r}: the manifest's sha256 changed during publishing")
         manifest = update_entry(manifest, replace(current, repo_id=plan.repo_id, hub_filename=path_in_repo,
                                                   revision=revision, published=True, sha256=sha256, size=size))

@@ -75,7 +75,8 @@ class FakeHub:
         self.headers: list[dict[str, str]] = []  # request headers, same order as ``requests``
         self.commits: list[tuple[str, str, list[str]]] = []  # (repo, commit, paths)
         self.created_repos: list[tuple[str, bool]] = []  # (repo, private)
-        self.validated_cards = 0  # README.md front matters checked by /api/validate-yaml
+        self.validated_cards = 0
+        self.reject_uploads = False  # answer uploads like the Hub does for a read-only token  # README.md front matters checked by /api/validate-yaml
         self._lfs: dict[str, bytes] = {}  # uploaded LFS objects by sha256
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -287,6 +288,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(urlparse(self.path).path)
         body = self._body()
         fake = self.fake
+        if fake.reject_uploads and path != "/api/validate-yaml":
+            self._error(403, "Forbidden", "You don't have the rights to create a model under this namespace")
+            return
         if path == "/api/repos/create":
             payload = json.loads(body or b"{}")
             repo = f"{payload.get('organization') or 'user'}/{payload['name']}"

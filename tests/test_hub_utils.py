@@ -604,6 +604,10 @@ def test_publish_to_fake_hub_and_pin(env, fake_hub, monkeypatch, capsys):
 
     pinned = load_manifest().get("a")
     assert (pinned.repo_id, pinned.revision, pinned.published) == ("me/models", revision, True)
+
+    fake_hub.reject_uploads = True  # a read-only token: a clear one-line error, exit 1
+    assert cli(["publish", "--repo", "me/models"]) == 1
+    assert "upload to me/models failed: HTTP 403" in capsys.readouterr().err
     (env.weights_dir / "a.weights.h5").unlink()  # now it must come from the Hub
     hub_utils.clear_cache()
     resolved = hub_utils.resolve("a")
@@ -729,6 +733,12 @@ def test_import_vggface_publishes_to_fake_hub_and_resolves(env, fake_hub, monkey
     resolved = hub_utils.resolve("vggface")
     assert resolved.source == "hub" and resolved.format == "keras-legacy-h5"
     assert vggface.validate_file(resolved.path, None, 32) == ("vggface-vgg16", True)
+
+    other = _tiny_vggface(tmp_path / "other.h5")  # another file replaces the first one (new hash, new pin)
+    with h5py.File(other, "a") as handle:
+        handle.attrs["note"] = "another copy"
+    assert cli(["import-vggface", str(other), "--repo", "me/vggface", "--pin", "--layout-width", "32"]) == 0
+    assert load_manifest().get("vggface").revision == fake_hub.commits[-1][1] != revision
 
     bad = _tiny_vggface(tmp_path / "bad.h5", drop="conv1_1")
     assert cli(["import-vggface", str(bad), "--repo", "me/vggface", "--layout-width", "32"]) == 1
