@@ -75,8 +75,8 @@ class FakeHub:
         self.headers: list[dict[str, str]] = []  # request headers, same order as ``requests``
         self.commits: list[tuple[str, str, list[str]]] = []  # (repo, commit, paths)
         self.created_repos: list[tuple[str, bool]] = []  # (repo, private)
-        self.validated_cards = 0
-        self.reject_uploads = False  # answer uploads like the Hub does for a read-only token  # README.md front matters checked by /api/validate-yaml
+        self.validated_cards = 0  # README.md front matters checked by /api/validate-yaml
+        self.reject_uploads = False  # answer uploads like the Hub does for a read-only token
         self._lfs: dict[str, bytes] = {}  # uploaded LFS objects by sha256
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
