@@ -173,6 +173,8 @@ _RESULTS: dict[str, tuple[tuple, ResolvedModel | ModelUnavailable]] = {}
 _TABLE_LOCK = threading.Lock()
 _NAME_LOCKS: dict[str, threading.Lock] = {}
 _listeners: list[Callable[[ModelStatus], None]] = []
+_BACKGROUND_STARTED = threading.Event()
+"""Set once :func:`start_background_resolution` ran in this process (the app); then UI calls never block."""
 
 
 def _name_lock(name: str) -> threading.Lock:
@@ -427,7 +429,7 @@ def key_repo_revision(manifest: Manifest, entry: ModelEntry) -> tuple[str | None
     return (override.repo_id or manifest.repo_for(entry), override.revision or entry.revision)
 
 
-def status(names: list[str] | None = None, *, resolve_missing: bool = True) -> list[ModelStatus]:
+def status(names: list[str] | None = None, *, resolve_missing: bool | None = None) -> list[ModelStatus]:
     """Every model's current state, in manifest order.
 
     Args:
@@ -435,8 +437,12 @@ def status(names: list[str] | None = None, *, resolve_missing: bool = True) -> l
         resolve_missing: resolve models not resolved yet (blocking; at most one
             short Hub probe when offline).  ``False`` returns at once, showing
             those as ``pending`` -- what a UI polls while
-            :func:`start_background_resolution` works.
+            :func:`start_background_resolution` works.  The default (``None``)
+            resolves unless a background resolution was started in this
+            process, so the app's panel and API never wait.
     """
+    if resolve_missing is None:
+        resolve_missing = not _BACKGROUND_STARTED.is_set()
     manifest = load_manifest()
     wanted = names or manifest.names
     out = []
@@ -459,10 +465,6 @@ def status(names: list[str] | None = None, *, resolve_missing: bool = True) -> l
                 known = ModelStatus(name=name, state="unavailable", reason=str(exc))
         out.append(_copy_status(known))
     return out
-
-
-_BACKGROUND_STARTED = threading.Event()
-"""Set once :func:`start_background_resolution` ran in this process (the app); then UI calls never block."""
 
 
 def mark_background_started() -> None:

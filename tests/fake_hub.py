@@ -37,6 +37,7 @@ import hashlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -410,6 +411,8 @@ def hub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
     for key in [k for k in os.environ if k.startswith("CCTV_MODEL_")]:
         monkeypatch.delenv(key)
+    # As in a fresh process: no background resolution started yet (status() and stage toggles block).
+    monkeypatch.setattr(sys.modules["hub_utils.resolve"], "_BACKGROUND_STARTED", threading.Event())
     hub_utils.clear_cache()
     hub_utils.clear_overrides()
     yield cache

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -837,8 +836,6 @@ def test_load_legacy_vggface_layout_by_layer_name(env, keras, tmp_path):
 
 
 def test_unavailable_reason_for_stage_toggles(env, fake_hub, monkeypatch):
-    # As in a fresh process (another test may have started a background resolver already).
-    monkeypatch.setattr(sys.modules["hub_utils.resolve"], "_BACKGROUND_STARTED", threading.Event())
     published(env, fake_hub, name="m")
     models = json.loads(env.manifest_path.read_text())["models"]
     env.write(*models, entry("srcnn-x3"))
@@ -848,4 +845,6 @@ def test_unavailable_reason_for_stage_toggles(env, fake_hub, monkeypatch):
     resolver = hub_utils.start_background_resolution(names=["srcnn-x3"])
     assert resolver.wait(10)
     assert hub_utils.unavailable_reason("m") == "not resolved yet"  # the app: never blocks once started
+    rows = {s.name: s for s in hub_utils.status()}  # nor does status() (the app's panel and API)
+    assert rows["m"].state == "pending" and rows["srcnn-x3"].state == "unavailable"
     assert hub_utils.unavailable_reason("srcnn-x3").startswith("not trained yet")
