@@ -169,7 +169,9 @@ def cmd_import_vggface(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hub_utils", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m hub_utils",
+        description="Model weights: status, download, register, publish, import-vggface (see weights/README.md).")
     add_override_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from .errors import ManifestError
-from .manifest import set_override
+from .manifest import load_manifest, set_override
 
 _FLAGS = {
     "model_path": ("--model-path", "path", "use this local weights file for model NAME"),
@@ -32,13 +32,18 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_override_arguments(args: argparse.Namespace) -> None:
-    """Turn the parsed flags into :func:`hub_utils.set_override` calls."""
+    """Turn the parsed flags into :func:`hub_utils.set_override` calls (a typo in NAME is an error)."""
+    known: list[str] | None = None
     for dest, (flag, field, _help) in _FLAGS.items():
         for item in getattr(args, dest, None) or []:
             name, sep, value = item.partition("=")
+            name = name.strip()
             if not sep or not name or not value:
                 raise ManifestError(f"{flag} expects NAME=VALUE, got {item!r}")
-            set_override(name.strip(), **{field: value.strip()})
+            known = known if known is not None else load_manifest().names
+            if name not in known:
+                raise ManifestError(f"{flag}: unknown model {name!r}; the manifest lists: {', '.join(known)}")
+            set_override(name, **{field: value.strip()})
 
 
 __all__ = ["add_override_arguments", "apply_override_arguments"]

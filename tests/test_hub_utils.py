@@ -472,7 +472,9 @@ def test_cli_override_flags(env, tmp_path, capsys):
     assert cli(["--model-path", f"m={mine}", "status", "m"]) == 0
     out = capsys.readouterr().out
     assert " local " in out and "no sha256 pinned" in out
-    assert cli(["--model-repo", "not a repo", "status"]) == 2
+    assert cli(["--model-repo", "m=not a repo", "status"]) == 2
+    assert cli(["--model-path", f"srcnn-x9={mine}", "status"]) == 2
+    assert "unknown model 'srcnn-x9'" in capsys.readouterr().err
 
 
 def test_download_command(env, fake_hub, capsys):
