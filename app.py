@@ -116,8 +116,8 @@ def analyse(image: str, method: str, threshold: float, min_face: float, *toggle_
     enhanced_fired = any(s.fired for s in result.stages if s.target == "crop")
     enhanced_gallery = ([(crop, f"face {i + 1} · {ENHANCED_NOTE}") for i, crop in enumerate(result.enhanced_crops)]
                         if enhanced_fired else [])
-    frame_fired = any(s.fired for s in result.stages if s.target == "frame")
-    enhanced_frame = gr.update(value=result.frame if frame_fired else None, visible=frame_fired)
+    frame_fired = result.frame is not result.raw  # a frame stage changed what the detector saw
+    enhanced_frame = gr.Image(value=result.frame if frame_fired else None, visible=frame_fired)
     summary = (f"**{len(result.faces)} face(s)** in {result.timings['total'] * 1000:.0f} ms\n\n"
                + _stage_table(result.stages))
     return result.annotated, enhanced_frame, raw_gallery, enhanced_gallery, summary, result.to_dict()
@@ -366,11 +366,12 @@ def build_app() -> gr.Blocks:
                         min_face = gr.Slider(8, 200, value=24, step=1, label="Smallest face (px)")
                     run_btn = gr.Button("Find faces", variant="primary")
                 with gr.Column(scale=2):
-                    annotated = gr.Image(label="Raw frame with detections", type="numpy", format="png")
+                    annotated = gr.Image(label="Raw frame with detections", type="numpy", format="png",
+                                         elem_id="raw-annotated")
                     enhanced_frame = gr.Image(label="AI-enhanced frame (what the detector saw)",
-                                              type="numpy", format="png", visible=False)
-                    raw_crops = gr.Gallery(label="Face crops (raw)", columns=6, height="auto")
-                    enhanced_crops = gr.Gallery(label=f"Face crops ({ENHANCED_NOTE})", columns=6, height="auto")
+                                              type="numpy", format="png", visible=False, elem_id="enhanced-frame")
+                    raw_crops = gr.Gallery(label="Face crops (raw)", columns=6, height=260, object_fit="contain")
+                    enhanced_crops = gr.Gallery(label=f"Face crops ({ENHANCED_NOTE})", columns=6, height=260, object_fit="contain")
                     summary = gr.Markdown()
                     faces_json = gr.JSON(label="Result (JSON)")
             run_btn.click(analyse, [image_in, method, threshold, min_face, *toggles],
@@ -388,8 +389,8 @@ def build_app() -> gr.Blocks:
                     id_btn = gr.Button("Identify", variant="primary")
                 with gr.Column(scale=2):
                     id_annotated = gr.Image(label="Raw frame with decisions", type="numpy", format="png")
-                    id_raw = gr.Gallery(label="Face crops (raw)", columns=6, height="auto")
-                    id_enh = gr.Gallery(label=f"Face crops ({ENHANCED_NOTE})", columns=6, height="auto")
+                    id_raw = gr.Gallery(label="Face crops (raw)", columns=6, height=260, object_fit="contain")
+                    id_enh = gr.Gallery(label=f"Face crops ({ENHANCED_NOTE})", columns=6, height=260, object_fit="contain")
                     id_table = gr.Markdown()
                     id_json = gr.JSON(label="Matches (JSON)")
             id_btn.click(identify, [id_image, id_threshold, *id_toggles],
@@ -411,7 +412,7 @@ def build_app() -> gr.Blocks:
                 with gr.Column():
                     gr.Markdown("**Show, edit or delete**")
                     who = gr.Textbox(label="Name or id")
-                    show_gallery = gr.Gallery(label="Photos", columns=4, height="auto")
+                    show_gallery = gr.Gallery(label="Photos", columns=4, height=260, object_fit="contain")
                     show_json = gr.JSON(label="Details")
                     gr.Button("Show").click(suspects_show, [who], [show_gallery, show_json], api_name="suspects_show")
                     new_name = gr.Textbox(label="New name (optional)")
@@ -445,7 +446,7 @@ def build_app() -> gr.Blocks:
                     scan_status = gr.Markdown()
                     video_out = gr.Video(label="Annotated video (raw frames, boxes drawn)")
                     sightings_gallery = gr.Gallery(label="Sightings: best raw crop per person seen", columns=6,
-                                                   height="auto")
+                                                   height=260, object_fit="contain")
                     timeline = gr.Image(label="Sightings timeline", type="filepath")
                     downloads = gr.File(label="Sightings (CSV, JSON)", file_count="multiple")
                     sightings_json = gr.JSON(label="Sightings (JSON)")
@@ -462,8 +463,8 @@ def build_app() -> gr.Blocks:
                                webcam_options=gr.WebcamOptions(mirror=False))
                 cam_out = gr.Image(label="Live (raw frame, boxes drawn)", type="numpy")
             cam_stats = gr.Markdown()
-            cam_gallery = gr.Gallery(label="Watchlist people seen since the stream started", columns=6,
-                                     height="auto")
+            cam_gallery = gr.Gallery(label="Watchlist people seen since the stream started", columns=8,
+                                     height=220, allow_preview=False, object_fit="contain")
             session = gr.State(None)
             cam.stream(live_frame, [cam, session], [cam_out, cam_gallery, cam_stats, session],
                        stream_every=CONFIG.stream_every, concurrency_limit=4, api_name="live_frame")

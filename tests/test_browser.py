@@ -1,0 +1,115 @@
+"""Real-browser tests: headless Chromium (Debian package) driven by Playwright.
+
+CI installs both (``.ci/run``).  The webcam test feeds Chromium a fake camera
+from a Y4M clip of an enrolled person, made here from a shipped fixture photo.
+"""
+
+import shutil
+import socket
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import EXAMPLES, ROOT
+
+pytestmark = pytest.mark.slow
+playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed (CI installs it)")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip("Debian's chromium is not installed (CI installs it)", allow_module_level=True)
+
+FIXTURES = ROOT / "tests" / "fixtures" / "faces"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    """Write RGB frames as a 4:2:0 Y4M clip in TV range (how Chromium reads it)."""
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).astype(np.float32)
+            y, uv = yuv[:h], yuv[h:]
+            y = 16 + y * (219 / 255)
+            uv = 128 + (uv - 128) * (224 / 255)
+            out.write(b"FRAME\n" + np.clip(np.rint(np.vstack([y, uv])), 0, 255).astype(np.uint8).tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    import app
+    from pipeline.recognition import Watchlist
+
+    suspects = tmp_path_factory.mktemp("suspects")
+    Watchlist.load(suspects).add_person("Person A", [FIXTURES / "person_a_1.jpg", FIXTURES / "person_a_2.jpg"])
+    app.CONFIG.suspects = suspects
+    app._watchlist.cache_clear()
+    demo = app.build_app()
+    demo.queue()
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory) -> Path:
+    from pipeline import load_image
+
+    face = load_image(FIXTURES / "person_a_3.jpg")
+    face = cv2.resize(face, (160, int(160 * face.shape[0] / face.shape[1])))
+    frames = []
+    for i in range(20):
+        canvas = np.full((480, 640, 3), 100, np.uint8)
+        x, y = 200 + 4 * i, 100
+        hh = min(face.shape[0], 480 - y)
+        canvas[y : y + hh, x : x + face.shape[1]] = face[:hh]
+        frames.append(canvas)
+    return write_y4m(tmp_path_factory.mktemp("cam") / "person_a.y4m", frames)
+
+
+def test_image_tab_shows_the_detections(app_url):
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(app_url)
+        page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "group.jpg"))
+        page.get_by_role("button", name="Find faces").click()
+        page.get_by_text("6 face(s)").first.wait_for(timeout=60_000)
+        raw = page.locator("#raw-annotated img").first
+        raw.wait_for(timeout=30_000)
+        page.wait_for_function("document.querySelector('#raw-annotated img').naturalWidth > 0", timeout=30_000)
+        assert raw.evaluate("img => img.naturalWidth") == 1200  # the raw frame, full size
+        assert not page.locator("#enhanced-frame").is_visible()  # nothing enhanced, nothing shown as enhanced
+        page.screenshot(path=str(ROOT / ".pytest_cache" / "browser_image_tab.png"), full_page=True)
+        browser.close()
+
+
+def test_webcam_tab_shows_an_enrolled_person_in_the_live_gallery(app_url, camera_clip):
+    args = CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                            f"--use-file-for-fake-video-capture={camera_clip}"]
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_page()
+        page.goto(app_url)
+        page.get_by_role("tab", name="Webcam").click()
+        grant = page.locator('[title="grant webcam access"] button')
+        if grant.count():
+            grant.first.click()
+        page.locator("button.capture-button").first.click(timeout=30_000)
+        page.get_by_text("Person A").first.wait_for(timeout=90_000)
+        stats = page.get_by_text("fps ·").first.inner_text()
+        page.screenshot(path=str(ROOT / ".pytest_cache" / "browser_webcam_tab.png"), full_page=True)
+        page.locator("button.capture-button").first.click()  # stop the stream explicitly
+        browser.close()
+    assert "latency" in stats
