@@ -22,6 +22,9 @@ RUN pip install "${TENSORFLOW}" -r requirements.txt
 
 COPY --chown=user:user . .
 USER user
+# Fetch every published model at build time so the container starts offline.
+RUN python -m hub_utils download --all
+ENV HF_HUB_OFFLINE=1
 
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

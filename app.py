@@ -508,7 +508,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     global _RESOLVER
     args = parse_args(argv)
-    hub_utils.apply_override_arguments(args)
+    try:
+        hub_utils.apply_override_arguments(args)
+    except hub_utils.ManifestError as exc:
+        raise SystemExit(f"error: {exc}") from None
     CONFIG.suspects = Path(args.suspects)
     # Models resolve in the background: the UI is usable at once, the status tab shows progress.
     _RESOLVER = hub_utils.start_background_resolution()
