@@ -107,6 +107,9 @@ def test_decide_rules():
     assert decide(_cands(("a", 0.38)), _quality(), 0.4, 0.03, band=0.0)[0] == "match"
     assert decide(_cands(("a", 0.20), ("b", 0.21)), _quality(), 0.4, 0.03)[0] == "inconclusive"
     assert decide(_cands(("a", 0.20), ("b", 0.30)), _quality(), 0.4, 0.03)[0] == "match"
+    # A poorer face needs a closer distance.
+    assert decide(_cands(("a", 0.35)), _quality(1.0), 0.4, 0.03, band=0.04, quality_slope=0.02)[0] == "match"
+    assert decide(_cands(("a", 0.35)), _quality(0.4), 0.4, 0.03, band=0.04, quality_slope=0.02)[0] == "inconclusive"
 
 
 def _crop(decision: str, best: str | None, variant: str = "raw") -> CropDecision:
@@ -120,7 +123,9 @@ def test_identity_drift_guard():
     decision, reason = combine(_crop("match", "a"), _crop("match", "b", "enhanced"))
     assert decision == "inconclusive" and "identity-drift" in reason
     assert combine(_crop("no_match", "a"), _crop("match", "a", "enhanced"))[0] == "inconclusive"
-    assert combine(_crop("match", "a"), _crop("no_match", "a", "enhanced"))[0] == "inconclusive"
+    # Enhanced less sure of the same person: the raw match stands; pointing at someone else: inconclusive.
+    assert combine(_crop("match", "a"), _crop("no_match", "a", "enhanced"))[0] == "match"
+    assert combine(_crop("match", "a"), _crop("inconclusive", "b", "enhanced"))[0] == "inconclusive"
     assert combine(_crop("no_match", "a"), _crop("no_match", "b", "enhanced"))[0] == "no_match"
 
 

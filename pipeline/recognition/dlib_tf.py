@@ -33,7 +33,6 @@ biases; affine ``gamma`` then ``beta``; fc a ``(in, out)`` matrix.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,7 +139,7 @@ def read_weights(path: str | Path) -> DlibWeights:
 class DlibDescriptorTF:
     """The dlib descriptor network as a TensorFlow function: ``(N,150,150,3) uint8 RGB -> (N,128)``.
 
-    Thread-safe (TensorFlow functions are); the graph is traced once per batch size bucket.
+    Thread-safe (TensorFlow functions are); the graph is traced once, for any batch size.
     """
 
     def __init__(self, weights: DlibWeights) -> None:
@@ -151,8 +150,9 @@ class DlibDescriptorTF:
         self._affines = [(tf.constant(g), tf.constant(b)) for g, b in weights.affines]
         self._fc = tf.constant(weights.fc)
         self._means = tf.constant(np.array(INPUT_MEANS_RGB, np.float32))
-        self._fn = tf.function(self._forward, reduce_retracing=True)
-        self._lock = threading.Lock()
+        # One trace for every batch size.
+        self._fn = tf.function(self._forward, input_signature=[
+            tf.TensorSpec([None, CHIP_SIZE, CHIP_SIZE, 3], tf.uint8)])
 
     def _conv_affine(self, x, index: int, stride: int, padding: str, relu: bool):
         tf = self._tf

@@ -197,6 +197,8 @@ class Embedder:
         margin: smallest distance gap between the best and the second-best
             identity for a ``match``; under it the decision is inconclusive.
         band: distances in ``(threshold - band, threshold]`` are inconclusive.
+        quality_slope: a face of quality ``q`` needs a distance another
+            ``quality_slope * (1 - q)`` under ``threshold - band`` to match.
     """
 
     name: str = ""
@@ -207,6 +209,7 @@ class Embedder:
     threshold: float = 0.4
     margin: float = 0.03
     band: float = 0.0
+    quality_slope: float = 0.0
 
     def align(self, rgb: np.ndarray, faces: Sequence[Face]) -> list[AlignedFace]:
         """Aligned chips (``chip_size`` square, uint8 RGB) for ``faces`` in ``rgb``."""
@@ -263,6 +266,7 @@ class DlibEmbedder(Embedder):
     threshold = 0.40
     margin = 0.03
     band = 0.04
+    quality_slope = 0.02
 
     def __init__(self, runtime: str = "auto") -> None:
         if runtime not in ("auto", "tensorflow", "dlib"):

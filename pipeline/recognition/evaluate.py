@@ -125,7 +125,7 @@ class ProbeRecord:
 def _filtered(crop: CropDecision, exclude: str, identifier: Identifier) -> CropDecision:
     candidates = tuple(c for c in crop.candidates if c.person_id != exclude)
     decision, reason = decide(candidates, crop.quality, identifier.threshold, identifier.margin,
-                              identifier.min_quality, identifier.band)
+                              identifier.min_quality, identifier.band, identifier.quality_slope)
     return CropDecision(crop.variant, decision, reason, candidates, crop.quality)
 
 

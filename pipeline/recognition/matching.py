@@ -11,18 +11,27 @@ For each face found in an image:
    * ``inconclusive`` when the raw face's quality score is under
      ``min_quality`` (too small, blurry, dark or turned away to name anyone);
    * ``no_match`` when the best identity is farther than the threshold;
-   * ``inconclusive`` when it is within ``band`` under the threshold (a
-     reject option: distances just under the threshold are where impostors
-     that happen to look alike land, e.g. two actresses at 0.387 with dlib);
+   * ``inconclusive`` when it is not at least ``band + quality_slope * (1 -
+     quality)`` under the threshold (a reject option: distances just under
+     the threshold are where look-alike impostors land, e.g. two actresses at
+     0.387 with dlib, and a poorer face needs a closer distance);
    * ``inconclusive`` when the second-best identity is within ``margin`` of
      the best one (two people on the watchlist look alike for this face);
    * ``match`` otherwise.
 
-4. Identity-drift guard: when an enhanced crop was matched too and its
-   decision (or name) differs from the raw crop's, the decision is
-   ``inconclusive`` -- super-resolved or denoised faces can drift towards
-   someone else (Wu et al. 2016; Grm et al. 2019), so enhancement may help us
-   *find* a face but never alone *names* it.
+4. Identity-drift guard, when an enhanced crop was matched too --
+   super-resolved or denoised faces can drift towards someone else (Wu et
+   al. 2016; Grm et al. 2019), so enhancement may help us *find* a face but
+   never alone *names* it:
+
+   * raw ``match`` A, enhanced crop's nearest identity is someone else ->
+     ``inconclusive`` (the crops disagree on who it is);
+   * raw not a match, enhanced ``match`` -> ``inconclusive`` (only the
+     enhanced crop names someone: a person must look);
+   * raw ``match`` A and the enhanced crop's nearest is also A (even if
+     farther) -> ``match``: the raw evidence stands, enhancement did not
+     point elsewhere;
+   * otherwise the raw decision.
 
 Scores: ``distance`` is the L2 distance of unit embeddings (0 identical,
 lower is closer); ``score = 1 - distance**2 / 2`` is the cosine similarity,
@@ -194,8 +203,13 @@ def rank_identities(embedding: np.ndarray, gallery: Gallery, top_k: int = 3) -> 
     return out
 
 
+def match_limit(threshold: float, band: float, quality_slope: float, quality: float) -> float:
+    """Largest distance that may be called a ``match`` for a face of this quality."""
+    return threshold - band - quality_slope * (1.0 - min(1.0, max(0.0, quality)))
+
+
 def decide(candidates: Sequence[Candidate], quality: FaceQuality, threshold: float, margin: float,
-           min_quality: float = MIN_QUALITY, band: float = 0.0) -> tuple[Decision, str]:
+           min_quality: float = MIN_QUALITY, band: float = 0.0, quality_slope: float = 0.0) -> tuple[Decision, str]:
     """The open-set decision for one crop; see the module docstring for the rules."""
     if not candidates:
         return "no_match", "the watchlist is empty"
@@ -205,28 +219,33 @@ def decide(candidates: Sequence[Candidate], quality: FaceQuality, threshold: flo
         return "inconclusive", f"face quality too low to decide ({why})"
     if best.distance > threshold:
         return "no_match", f"nearest is {best.name} at distance {best.distance:.3f} > threshold {threshold:.3f}"
-    if best.distance > threshold - band:
+    limit = match_limit(threshold, band, quality_slope, quality.score)
+    if best.distance > limit:
         return "inconclusive", (f"{best.name} at distance {best.distance:.3f} is too close to the threshold "
-                                f"{threshold:.3f} to be sure (match needs <= {threshold - band:.3f})")
+                                f"{threshold:.3f} to be sure (a match needs <= {limit:.3f} at quality "
+                                f"{quality.score:.2f})")
     if len(candidates) > 1 and candidates[1].distance - best.distance < margin:
         second = candidates[1]
         return "inconclusive", (f"{best.name} ({best.distance:.3f}) and {second.name} ({second.distance:.3f}) "
                                 f"are closer than the margin {margin:.3f}")
-    return "match", f"{best.name} at distance {best.distance:.3f} <= threshold {threshold:.3f}"
+    return "match", f"{best.name} at distance {best.distance:.3f} <= {limit:.3f} (threshold {threshold:.3f})"
 
 
 def combine(raw: CropDecision, enhanced: CropDecision | None) -> tuple[Decision, str]:
     """Final decision from the raw crop and, when there is one, the enhanced crop (drift guard)."""
     if enhanced is None:
         return raw.decision, raw.reason
-    same_name = (raw.best is not None and enhanced.best is not None
-                 and raw.best.person_id == enhanced.best.person_id)
-    if raw.decision == enhanced.decision and (raw.decision != "match" or same_name):
-        return raw.decision, raw.reason + " (raw and enhanced agree)"
-    if raw.decision == "inconclusive":
-        return "inconclusive", raw.reason
-    return "inconclusive", (f"raw and enhanced crops disagree (identity-drift guard): raw says "
-                            f"{_says(raw)}, enhanced says {_says(enhanced)}")
+    same_person = (raw.best is not None and enhanced.best is not None
+                   and raw.best.person_id == enhanced.best.person_id)
+    if raw.decision == "match" and not same_person:
+        return "inconclusive", (f"raw and enhanced crops disagree (identity-drift guard): raw says "
+                                f"{_says(raw)}, enhanced says {_says(enhanced)}")
+    if raw.decision != "match" and enhanced.decision == "match":
+        return "inconclusive", (f"only the enhanced crop matches (identity-drift guard): raw says "
+                                f"{_says(raw)}, enhanced says {_says(enhanced)}; a person must check")
+    if raw.decision == "match":
+        return "match", raw.reason + f" (enhanced crop agrees on the person: {_says(enhanced)})"
+    return raw.decision, raw.reason
 
 
 def _says(crop: CropDecision) -> str:
@@ -259,7 +278,7 @@ def _crop_decision(variant: str, embedding: np.ndarray, quality: FaceQuality, ga
                    settings: "Identifier") -> CropDecision:
     candidates = tuple(rank_identities(embedding, gallery, settings.top_k))
     decision, reason = decide(candidates, quality, settings.threshold, settings.margin, settings.min_quality,
-                              settings.band)
+                              settings.band, settings.quality_slope)
     return CropDecision(variant, decision, reason, candidates, quality)
 
 
@@ -294,6 +313,7 @@ class Identifier:
         self.threshold = float(self.embedder.threshold if threshold is None else threshold)
         self.margin = float(self.embedder.margin if margin is None else margin)
         self.band = float(self.embedder.band if band is None else band)
+        self.quality_slope = float(self.embedder.quality_slope)
         if not 0.0 < self.threshold <= 2.0:
             raise InputError(f"threshold must be a distance between 0 and 2, not {self.threshold}")
         if not 0.0 <= self.margin < 2.0:
