@@ -28,12 +28,12 @@ Two solvers for step 2:
 * ``method="exact"``: the system above assembled with ``scipy.sparse`` and
   solved directly (SuperLU).  The reference; seconds per frame.
 * ``method="fast"`` (default): see :func:`refine_illumination_fast` -- the
-  same system on a grid downsampled by ``k`` (weights from the downsampled
-  ``T_hat``, ``alpha`` rescaled for the grid), solved exactly, then brought
-  back to full resolution with a guided filter whose guide is the full-resolution
-  ``T_hat`` (edge-aware: plain bilinear upsampling loses 5-10 dB near street
-  lights).  Milliseconds per frame; its error against ``"exact"`` is measured
-  in ``benchmarks/bench_lowlight.py``.
+  full-resolution edge weights, read as conductances, are homogenised onto
+  8 x 8-pixel cells (series along the path between cell centres, parallel
+  across it), that small system is solved exactly (banded Cholesky), and the
+  cell values come back to full resolution by joint bilateral upsampling
+  guided by ``T_hat``.  Milliseconds per frame; its error against
+  ``"exact"`` is measured in ``benchmarks/bench_lowlight.py`` (BENCHMARKS.md).
 
 The stage works on whole frames (before detection, so that faces in the dark
 can be found at all) and on face crops alike: it is a pure ``uint8 RGB ->
@@ -346,12 +346,19 @@ def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma
 
 
 def _edge_resistances(t_hat: np.ndarray, alpha: float, sigma: float, eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """``1 / (alpha * W~)`` of the horizontal (``H x (W-1)``) and vertical (``(H-1) x W``) edges."""
+    """``1 / (alpha * W~)`` of the horizontal (``H x (W-1)``) and vertical (``(H-1) x W``) edges.
+
+    ``(|G * grad| + eps) * (|grad| + eps) / alpha``: no division, computed in place.
+    """
     kernel = _gaussian_kernel(sigma, t_hat.dtype.type)
     out = []
     for grad in (t_hat[:, 1:] - t_hat[:, :-1], t_hat[1:, :] - t_hat[:-1, :]):
-        smoothed = _smooth(grad, kernel)
-        resistance = (np.abs(smoothed) + eps) * (np.abs(grad) + eps)
+        resistance = _smooth(grad, kernel)
+        np.abs(resistance, out=resistance)
+        resistance += eps
+        np.abs(grad, out=grad)
+        grad += eps
+        resistance *= grad
         resistance *= 1.0 / alpha
         out.append(resistance)
     return out[0], out[1]
@@ -438,9 +445,14 @@ def _solve_homogenised(t_hat: np.ndarray, cell: int, alpha: float, sigma: float,
     # (almost) zero resistance, so partial cells behave like smaller cells.
     tiny = eps * eps / max(alpha, 1e-12)
     border = cv2.BORDER_CONSTANT
-    pad_h = cv2.copyMakeBorder(res_h, 0, hp - h, 0, wp - (w - 1), border, value=tiny)
-    pad_v = cv2.copyMakeBorder(res_v, 0, hp - (h - 1), 0, wp - w, border, value=tiny)
-    data = cv2.copyMakeBorder(t_hat, 0, hp - h, 0, wp - w, border, value=0.0)
+    if (hp, wp) == (h, w):
+        # The paths between cell centres stop half a cell before the last
+        # column/row: no padding needed (the usual case, e.g. 640 x 480, 1280 x 720).
+        pad_h, pad_v, data = res_h, res_v, t_hat
+    else:
+        pad_h = cv2.copyMakeBorder(res_h, 0, hp - h, 0, wp - (w - 1), border, value=tiny)
+        pad_v = cv2.copyMakeBorder(res_v, 0, hp - (h - 1), 0, wp - w, border, value=tiny)
+        data = cv2.copyMakeBorder(t_hat, 0, hp - h, 0, wp - w, border, value=0.0)
     cell_sum = _block_sum(data, rows, cols).astype(np.float64)
     rows_in = np.minimum(cell, h - cell * np.arange(rows)).astype(np.float64)
     cols_in = np.minimum(cell, w - cell * np.arange(cols)).astype(np.float64)
