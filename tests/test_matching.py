@@ -194,3 +194,19 @@ def test_open_set_records_and_summary(watchlist):
     assert summary["false_match_non_enrolled"] == 0 and summary["face_found"] == pytest.approx(0.75)
     assert 0.0 <= summary["tar_at_far_1"] <= 1.0
     assert isinstance(records[3], ProbeRecord) and not records[3].found
+
+
+def test_presentation_helpers(watchlist):
+    from pipeline.recognition import present
+
+    rgb = load_image(FACES / "two_faces.jpg")
+    pipe = Pipeline(stages=(_upscale_stage(),), detector=detect_faces)
+    matches = identify(rgb, watchlist, pipeline=pipe)
+    rows = present.match_rows(matches)
+    assert len(rows) == 2 and all(len(r) == len(present.MATCH_TABLE_HEADERS) for r in rows)
+    captions = [c for _, c in present.crop_gallery(matches)]
+    assert sum("enhanced" in c for c in captions) == 2 and sum("raw" in c for c in captions) == 2
+    annotated = present.annotate_matches(rgb, matches)
+    assert annotated.shape == rgb.shape and not np.array_equal(annotated, rgb)
+    assert [r[0] for r in present.watchlist_rows(watchlist)] == ["person-a", "person-b"]
+    assert len(present.person_photos(watchlist, "Person A")) == 2
