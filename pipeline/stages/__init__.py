@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from ..core import StageSpec
 from .lowlight import enhance_low_light, is_dark
+from .deblur import deblur as deblur_crop, needs_deblur, unavailable as deblur_unavailable
+from .superres import enhance_crop, needs_super_resolution, unavailable as superres_unavailable
 
 
 def _not_built(issue: int) -> "callable":
@@ -34,17 +36,19 @@ STAGES: tuple[StageSpec, ...] = (
         name="deblur",
         label="Motion deblur (DeblurGAN-v2)",
         target="crop",
-        run=None,
-        unavailable=_not_built(6),
-        description="Removes motion blur from each face crop.",
+        run=deblur_crop,
+        auto_test=needs_deblur,  # fires when the variance of the Laplacian is low
+        unavailable=deblur_unavailable,
+        description="Removes motion blur from each face crop (FPN-MobileNet generator trained here).",
     ),
     StageSpec(
         name="superres",
         label="Super-resolution (SRCNN)",
         target="crop",
-        run=None,
-        unavailable=_not_built(6),
-        description="Upscales small face crops.",
+        run=enhance_crop,
+        auto_test=needs_super_resolution,  # fires on crops under 112 px, x2..x4 to reach ~112 px
+        unavailable=superres_unavailable,
+        description="Upscales small face crops x2-x4 with SRCNN (luma), leaving large crops alone.",
     ),
 )
 

@@ -166,7 +166,7 @@ def deblur_many(crops: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [o for o in out if o is not None]
 
 
-BLUR_THRESHOLD = 60.0
+BLUR_THRESHOLD = 400.0
 """Variance of the Laplacian of the luma below which a crop counts as blurred (auto mode)."""
 
 

@@ -26,10 +26,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..imaging import imresize, rgb_to_ycbcr, variance_of_laplacian, ycbcr_to_rgb
+from ..imaging import imresize, rgb_to_ycbcr, ycbcr_to_rgb
 from ..io import ensure_rgb
 
 ModelName = Literal["srcnn", "fast"]
@@ -42,7 +43,7 @@ MAX_OUTPUT_PIXELS = 24_000_000
 TILE = 512
 """SRCNN runs on tiles of at most this many output pixels per side (bounded memory)."""
 _SRCNN_HALO = 8  # receptive-field radius of 9-5-5: (9 + 5 + 5 - 3) / 2
-_BUCKET = 32  # SRCNN inputs are padded up to multiples of this (fewer XLA compilations)
+_BUCKET = 16  # SRCNN inputs are padded up to multiples of this (fewer XLA compilations)
 
 WEIGHT_FILES = {f"srcnn-x{s}": f"srcnn_x{s}.weights.h5" for s in SCALES}
 WEIGHT_FILES.update({f"fsrcnn-x{s}": f"fsrcnn_x{s}.weights.h5" for s in SCALES})
@@ -194,10 +195,15 @@ def upscale_with(luma_fn: LumaFn, rgb: np.ndarray, scale: int) -> np.ndarray:
     benchmark: YCbCr, MATLAB-bicubic upscale of all channels, the network on
     luma, back to uint8 RGB ``(H*scale) x (W*scale) x 3``.
     """
-    ycbcr = rgb_to_ycbcr(rgb)
-    up = imresize(ycbcr, scale)
-    lr_y = (ycbcr[:, :, 0] / 255.0 - 0.5).astype(np.float32)
-    up_y = (up[:, :, 0] / 255.0 - 0.5).astype(np.float32)
+    ycbcr = rgb_to_ycbcr(rgb).astype(np.float32)
+    h, w = rgb.shape[:2]
+    lr_y = ycbcr[:, :, 0] / 255.0 - 0.5
+    # Luma: MATLAB-compatible bicubic, exactly what the networks were trained on.
+    up_y = imresize(lr_y, scale)
+    # Chroma: OpenCV's bicubic (a = -0.75) -- visually the same, ~10x cheaper,
+    # and the PSNR protocol only looks at luma.
+    up = np.empty((h * scale, w * scale, 3), np.float64)
+    up[:, :, 1:] = cv2.resize(ycbcr[:, :, 1:], (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
     restored = np.asarray(luma_fn(lr_y, up_y), dtype=np.float64)
     up[:, :, 0] = np.clip((restored + 0.5) * 255.0, 0.0, 255.0)
     return ycbcr_to_rgb(up)
@@ -273,4 +279,4 @@ def unavailable() -> str | None:
 
 __all__ = ["MODELS", "SCALES", "choose_scale", "enhance_crop", "enhance_crop_fast",
            "needs_super_resolution", "super_resolve", "super_resolve_many", "unavailable",
-           "upscale_with", "variance_of_laplacian", "weights_missing"]
+           "upscale_with", "weights_missing"]

@@ -1,0 +1,120 @@
+"""Super-resolution stage (pipeline/stages/superres.py) with the shipped weights.
+
+Fast, CPU-only, offline: a small generated scene shipped in tests/fixtures
+(sr_scene_96.png: gradients, shapes and text drawn with OpenCV).  The real
+Set5/Set14 protocol checks run only when ../shared/datasets exists (they are
+skipped for users who do not have it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.errors import InputError
+from pipeline.imaging import imresize, psnr_y
+from pipeline.stages import superres
+from pipeline.stages.superres import choose_scale, needs_super_resolution, super_resolve
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SHARED_SR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "sr"
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    return np.asarray(Image.open(FIXTURES / "sr_scene_96.png").convert("RGB"))
+
+
+def test_shipped_weights_are_available():
+    assert superres.weights_missing("srcnn") is None
+    assert superres.weights_missing("fast") is None
+    assert superres.unavailable() is None
+
+
+@pytest.mark.parametrize("model", ["srcnn", "fast"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_shape_dtype_and_determinism(model, scale):
+    rng = np.random.default_rng(scale)
+    lr = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    out = super_resolve(lr, scale, model)
+    assert out.shape == (17 * scale, 23 * scale, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, super_resolve(lr, scale, model))
+
+
+@pytest.mark.parametrize("model", ["srcnn", "fast"])
+def test_beats_bicubic_on_the_shipped_fixture(scene, model):
+    for scale, margin in ((2, 0.5), (3, 0.5), (4, 0.3)):
+        hr = scene[: 96 // scale * scale, : 96 // scale * scale]
+        lr = imresize(hr, 1.0 / scale)
+        bicubic = psnr_y(hr, imresize(lr, scale), scale)
+        ours = psnr_y(hr, super_resolve(lr, scale, model), scale)
+        assert ours > bicubic + margin, (model, scale, ours, bicubic)
+
+
+def test_tiling_matches_a_single_pass(scene, monkeypatch):
+    lr = imresize(scene, 1 / 2)  # 48 x 48 -> 96 x 96 output
+    whole = super_resolve(lr, 2)
+    monkeypatch.setattr(superres, "TILE", 40)  # 3 x 3 tiles with halos
+    tiled = super_resolve(lr, 2)
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+
+
+def test_grey_and_rgba_inputs_are_converted(scene):
+    grey = scene[:30, :30, 0]
+    out = super_resolve(grey, 2)
+    assert out.shape == (60, 60, 3)
+    assert np.abs(out[..., 0].astype(int) - out[..., 2].astype(int)).max() <= 2  # stays grey
+    rgba = np.dstack([scene[:30, :30], np.full((30, 30), 255, np.uint8)])
+    assert super_resolve(rgba, 2).shape == (60, 60, 3)
+
+
+@pytest.mark.parametrize("scale", [1, 5, 2.5, True, "3", None])
+def test_wrong_scale_is_refused(scale):
+    with pytest.raises(InputError, match="scale must be 2, 3 or 4"):
+        super_resolve(np.zeros((20, 20, 3), np.uint8), scale)
+
+
+def test_wrong_model_tiny_and_huge_inputs_are_refused():
+    with pytest.raises(InputError, match="model must be"):
+        super_resolve(np.zeros((20, 20, 3), np.uint8), 2, "esrgan")
+    with pytest.raises(InputError, match="at least 9 px"):
+        super_resolve(np.zeros((8, 40, 3), np.uint8), 2)
+    with pytest.raises(InputError, match="megapixel limit"):
+        super_resolve(np.zeros((3000, 2100, 3), np.uint8), 4)
+    with pytest.raises(InputError):
+        super_resolve(np.zeros((20, 20, 5), np.uint8), 2)
+
+
+def test_auto_mode_and_scale_choice():
+    assert needs_super_resolution(np.zeros((40, 36, 3), np.uint8))[0]
+    assert not needs_super_resolution(np.zeros((140, 120, 3), np.uint8))[0]
+    assert not needs_super_resolution(np.zeros((6, 6, 3), np.uint8))[0]
+    assert choose_scale(np.zeros((28, 30, 3), np.uint8)) == 4
+    assert choose_scale(np.zeros((40, 50, 3), np.uint8)) == 3
+    assert choose_scale(np.zeros((80, 90, 3), np.uint8)) == 2
+
+
+def test_pipeline_runs_the_stage_on_face_crops(scene):
+    from pipeline.core import Pipeline
+    from pipeline.stages import STAGES
+    from pipeline.types import Face
+
+    frame = np.zeros((200, 200, 3), np.uint8)
+    frame[50:98, 60:108] = scene[::2, ::2]
+    pipe = Pipeline(stages=STAGES, detector=lambda rgb: [Face(box=(60, 50, 48, 48), score=0.9)], crop_margin=0.0)
+    result = pipe.run(frame, enabled={"lowlight": False, "deblur": False, "superres": "auto"})
+    assert result.enhanced_crops[0].shape == (144, 144, 3)  # 48 px -> x3
+    sr = next(s for s in result.stages if s.name == "superres")
+    assert sr.fired and "x3" in sr.note
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_SR / "Set5").is_dir(), reason="needs ../shared/datasets/sr (developers only)")
+def test_bicubic_baseline_reproduces_the_literature():
+    from pipeline.train.evaluate import bicubic, evaluate_sr
+
+    assert evaluate_sr(bicubic, SHARED_SR / "Set5", 3)["mean"] == pytest.approx(30.39, abs=0.05)
+    assert evaluate_sr(bicubic, SHARED_SR / "Set14", 3)["mean"] == pytest.approx(27.54, abs=0.05)
