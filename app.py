@@ -11,16 +11,35 @@ from __future__ import annotations
 
 import os
 
+import sys
+
 # No phoning home: the app must start and run with no network.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+
+def _select_device_before_tensorflow_loads() -> None:
+    """``--device cpu`` must hide GPUs before TensorFlow is imported (by the pipeline)."""
+    device = os.environ.get("CCTV_DEVICE", "auto")
+    for i, arg in enumerate(sys.argv):
+        if arg == "--device" and i + 1 < len(sys.argv):
+            device = sys.argv[i + 1]
+        elif arg.startswith("--device="):
+            device = arg.split("=", 1)[1]
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+
+
+_select_device_before_tensorflow_loads()
+
 import argparse
+import contextlib
+import hmac
 import functools
+import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +47,7 @@ import gradio as gr
 
 import hub_utils
 import pipeline
-from pipeline import InputError, Pipeline, StageUnavailable
+from pipeline import InputError, Pipeline, StageUnavailable, config
 from pipeline.recognition import Identifier, Watchlist
 from pipeline.stages.detect import DEFAULT_SCORE_THRESHOLD, METHODS
 from pipeline.video import LiveSession, VideoEngine, scan_video, write_scan_outputs
@@ -41,16 +60,48 @@ TOGGLE_VALUES = {"off": False, "auto": "auto", "on": True}
 ENHANCED_NOTE = "AI-enhanced, for investigative lead only"
 
 
-@dataclass
-class AppConfig:
-    suspects: Path = ROOT / "suspects"
-    backend: str = "dlib"
-    max_video_minutes: float = 30.0
-    stream_every: float = 0.1
+BACKEND = "dlib"
+STREAM_EVERY_S = 0.1
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "cctv-face-pipeline"
+BUSY = "Busy: you already have a job running here; wait for it to finish (or cancel it) and try again."
 
-
-CONFIG = AppConfig()
+CONFIG = config.Settings(suspects=str(ROOT / "suspects"))
 PIPELINE = Pipeline.default()
+_USER_JOBS: dict[str, int] = {}
+_USER_JOBS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _user_slot(request: gr.Request | None):
+    """At most ``CONFIG.per_user_jobs`` jobs per user (log-in name, else browser session)."""
+    key = (getattr(request, "username", None) or getattr(request, "session_hash", None) or "anonymous")
+    with _USER_JOBS_LOCK:
+        if _USER_JOBS.get(key, 0) >= CONFIG.per_user_jobs:
+            raise gr.Error(BUSY, print_exception=False)
+        _USER_JOBS[key] = _USER_JOBS.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        with _USER_JOBS_LOCK:
+            _USER_JOBS[key] -= 1
+
+
+def _check_can_edit(request: gr.Request | None, token: str | None) -> None:
+    """Watchlist edits: refused when read-only, else admins only (log-in) or the edit token."""
+    if CONFIG.read_only_watchlist:
+        raise InputError("the watchlist is read-only on this server")
+    if CONFIG.credentials():
+        admins = CONFIG.admin_names()
+        user = getattr(request, "username", None)
+        if admins and user not in admins:
+            raise InputError(f"only watchlist admins can change the watchlist (you are {user or 'not logged in'})")
+    elif CONFIG.edit_token and not hmac.compare_digest((token or "").encode(), CONFIG.edit_token.encode()):
+        raise InputError("editing the watchlist needs the edit token (ask whoever runs this server)")
+
+
+def _load_image(path: str):
+    return pipeline.load_image(path, max_pixels=int(CONFIG.max_image_megapixels * 1e6),
+                               max_bytes=int(CONFIG.max_upload_mb * 2**20))
 
 
 def _user_errors(fn):
@@ -76,23 +127,32 @@ def _toggles(values: list[str]) -> dict[str, Any]:
     return {info.name: TOGGLE_VALUES.get(v, "auto") for info, v in zip(PIPELINE.describe(), values)}
 
 
+def _default_toggle(info) -> str:
+    if not info.ready:
+        return "off"
+    configured = CONFIG.stage_toggles().get(info.name, "auto")
+    return {True: "on", False: "off"}.get(configured, "auto")
+
+
 @functools.lru_cache(maxsize=1)
 def _watchlist() -> Watchlist:
     return Watchlist.load(CONFIG.suspects)
 
 
 def _identifier(threshold: float | None = None) -> Identifier:
-    return Identifier(_watchlist(), backend=CONFIG.backend, threshold=threshold or None, pipeline=PIPELINE)
+    return Identifier(_watchlist(), backend=BACKEND, threshold=threshold or CONFIG.match_threshold or None,
+                      pipeline=PIPELINE)
 
 
 # ------------------------------------------------------------------ image tab
 @_user_errors
 def detect(image: str, method: str = "blazeface", threshold: float = DEFAULT_SCORE_THRESHOLD,
-           min_face: float = 24) -> tuple[Any, dict]:
+           min_face: float = 24, request: gr.Request = None) -> tuple[Any, dict]:
     """Find faces in an image file. Returns the annotated image and the faces as JSON."""
-    rgb = pipeline.load_image(_file_path(image))
-    detector = pipeline.FaceDetector(method, score_threshold=threshold, min_face_px=min_face)
-    faces = detector(rgb)
+    with _user_slot(request):
+        rgb = _load_image(_file_path(image))
+        detector = pipeline.FaceDetector(method, score_threshold=threshold, min_face_px=min_face)
+        faces = detector(rgb)
     annotated = pipeline.annotate.draw_faces(rgb, faces)
     return annotated, {"width": rgb.shape[1], "height": rgb.shape[0], "faces": [f.to_dict() for f in faces]}
 
@@ -105,12 +165,14 @@ def _stage_table(stages) -> str:
 
 
 @_user_errors
-def analyse(image: str, method: str, threshold: float, min_face: float, *toggle_values: str):
+def analyse(image: str, method: str, threshold: float, min_face: float, *toggle_values: str,
+            request: gr.Request = None):
     """Run the whole pipeline (stages as toggled) and lay out the evidence."""
-    rgb = pipeline.load_image(_file_path(image))
-    run = Pipeline(stages=PIPELINE.stages,
-                   detector=pipeline.FaceDetector(method, score_threshold=threshold, min_face_px=min_face))
-    result = run.run(rgb, enabled=_toggles(list(toggle_values)))
+    with _user_slot(request):
+        rgb = _load_image(_file_path(image))
+        run = Pipeline(stages=PIPELINE.stages,
+                       detector=pipeline.FaceDetector(method, score_threshold=threshold, min_face_px=min_face))
+        result = run.run(rgb, enabled=_toggles(list(toggle_values)))
     raw_gallery = [(crop, f"face {i + 1} · raw · score {f.score:.2f}")
                    for i, (crop, f) in enumerate(zip(result.raw_crops, result.faces))]
     enhanced_fired = any(s.fired for s in result.stages if s.target == "crop")
@@ -125,12 +187,13 @@ def analyse(image: str, method: str, threshold: float, min_face: float, *toggle_
 
 # ------------------------------------------------------------------ identify tab
 @_user_errors
-def identify(image: str, threshold: float = 0.0, *toggle_values: str):
+def identify(image: str, threshold: float = 0.0, *toggle_values: str, request: gr.Request = None):
     """Match every face in an image against the watchlist (raw and enhanced crops)."""
-    rgb = pipeline.load_image(_file_path(image))
-    identifier = _identifier(threshold)
-    identifier.stages = _toggles(list(toggle_values)) if toggle_values else {"lowlight": "auto"}
-    matches = identifier.identify(rgb)
+    with _user_slot(request):
+        rgb = _load_image(_file_path(image))
+        identifier = _identifier(threshold)
+        identifier.stages = _toggles(list(toggle_values)) if toggle_values else {"lowlight": "auto"}
+        matches = identifier.identify(rgb)
     labels = [m.label() for m in matches]
     annotated = pipeline.annotate.draw_faces(rgb, [m.face for m in matches], labels)
     raw = [(m.raw_crop, f"face {i + 1} · raw · {m.label()}") for i, m in enumerate(matches) if m.raw_crop is not None]
@@ -170,39 +233,47 @@ def _photo_paths(files: Any) -> list[str]:
 
 
 @_user_errors
-def suspects_add(name: str, photos: Any, notes: str = "") -> tuple[str, list[list[Any]]]:
+def suspects_add(name: str, photos: Any, notes: str = "", token: str = "",
+                 request: gr.Request = None) -> tuple[str, list[list[Any]]]:
     """Add a person with photos (each must show exactly one usable face), or add photos to them."""
+    _check_can_edit(request, token)
     wl = _watchlist()
     paths = _photo_paths(photos)
     if not (name or "").strip():
         raise InputError("give the person's name")
     existing = wl.find(name.strip())
     if existing is not None:
-        reports = wl.add_photos(existing.id, paths, backend=CONFIG.backend)
+        reports = wl.add_photos(existing.id, paths, backend=BACKEND)
         head = f"Added photos to **{existing.name}**:"
     else:
-        person, reports = wl.add_person(name.strip(), paths, notes=notes or "", backend=CONFIG.backend)
+        person, reports = wl.add_person(name.strip(), paths, notes=notes or "", backend=BACKEND)
         head = f"Added **{person.name}** (id `{person.id}`):"
     return head + "\n" + "\n".join(f"- {r.line()}" for r in reports), _people_table()
 
 
 @_user_errors
-def suspects_edit(who: str, new_name: str = "", status: str = "", notes: str = "") -> tuple[str, list[list[Any]]]:
+def suspects_edit(who: str, new_name: str = "", status: str = "", notes: str = "", token: str = "",
+                  request: gr.Request = None) -> tuple[str, list[list[Any]]]:
     """Change a person's name, status or notes (empty fields are left as they are)."""
+    _check_can_edit(request, token)
     person = _watchlist().update(who, name=new_name or None, status=status or None, notes=notes or None)
     return f"Updated **{person.name}**.", _people_table()
 
 
 @_user_errors
-def suspects_remove_photo(who: str, photo: str) -> tuple[str, list[list[Any]]]:
+def suspects_remove_photo(who: str, photo: str, token: str = "",
+                          request: gr.Request = None) -> tuple[str, list[list[Any]]]:
     """Delete one photo of a person."""
+    _check_can_edit(request, token)
     person = _watchlist().remove_photo(who, photo)
     return f"Removed {photo} from **{person.name}**.", _people_table()
 
 
 @_user_errors
-def suspects_remove(who: str, confirm: bool = False) -> tuple[str, list[list[Any]]]:
+def suspects_remove(who: str, confirm: bool = False, token: str = "",
+                    request: gr.Request = None) -> tuple[str, list[list[Any]]]:
     """Delete a person and their photos (needs confirm=True)."""
+    _check_can_edit(request, token)
     if not confirm:
         raise InputError("tick 'yes, delete' to confirm: this deletes the person and their photos")
     person = _watchlist().remove(who)
@@ -214,7 +285,8 @@ def suspects_show(who: str) -> tuple[list[tuple[str, str]], dict]:
     """One person's details and photos."""
     wl = _watchlist()
     person = wl.get(who)
-    photos = [(str(person.folder / p), p) for p in person.photos]
+    # Pixels, not paths: the watchlist folder is never served as files.
+    photos = [(_load_image(str(person.folder / p)), p) for p in person.photos]
     return photos, person.to_dict()
 
 
@@ -232,12 +304,32 @@ def _sighting_gallery(sightings) -> list[tuple[Any, str]]:
     return items
 
 
-def scan_video_ui(video: Any, stride: float = 1, only_track: bool = False, *toggle_values: str):
+def _purge_old_outputs() -> None:
+    """Delete result folders older than the retention period (privacy: nothing is kept for ever)."""
+    cutoff = time.time() - CONFIG.retention_hours * 3600
+    for folder in OUTPUT_ROOT.glob("scan-*"):
+        try:
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def scan_video_ui(video: Any, stride: float = 1, only_track: bool = False, *toggle_values: str,
+                  request: gr.Request = None):
     """Scan a video: annotated H.264 video, sightings gallery, timeline and CSV/JSON downloads.
 
     A generator so that the Cancel button can stop it between progress updates.
     """
     try:
+        with _user_slot(request):
+            yield from _scan_video_steps(video, stride, only_track, toggle_values)
+    except (InputError, StageUnavailable) as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+
+
+def _scan_video_steps(video: Any, stride: float, only_track: bool, toggle_values):
+    if True:
         path = _file_path(video, "video")
         cancel = threading.Event()
         state: dict[str, Any] = {"done": 0, "total": 1}
@@ -251,7 +343,9 @@ def scan_video_ui(video: Any, stride: float = 1, only_track: bool = False, *togg
                 result = scan_video(path, PIPELINE, recogniser, stages=_toggles(list(toggle_values)) or None,
                                     stride=max(1, int(stride)), max_duration_s=CONFIG.max_video_minutes * 60,
                                     progress=progress, cancel=cancel)
-                out_dir = Path(tempfile.mkdtemp(prefix="cctv-scan-"))
+                _purge_old_outputs()
+                OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+                out_dir = Path(tempfile.mkdtemp(prefix="scan-", dir=OUTPUT_ROOT))
                 state["paths"] = write_scan_outputs(result, out_dir)
                 state["result"] = result
             except (InputError, StageUnavailable) as exc:
@@ -280,8 +374,6 @@ def scan_video_ui(video: Any, stride: float = 1, only_track: bool = False, *togg
         yield (str(paths["video"]) if "video" in paths else None, _sighting_gallery(result.sightings),
                str(paths["timeline"]), [str(paths["csv"]), str(paths["json"])], summary,
                result.to_dict())
-    except (InputError, StageUnavailable) as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
 
 
 # ------------------------------------------------------------------ webcam tab
@@ -290,7 +382,7 @@ def live_frame(frame: Any, session: LiveSession | None):
     if frame is None:
         return gr.skip(), gr.skip(), gr.skip(), session
     if session is None:
-        engine = VideoEngine(PIPELINE, _identifier(), stages={"lowlight": "auto"}, fps=1 / CONFIG.stream_every)
+        engine = VideoEngine(PIPELINE, _identifier(), stages=CONFIG.stage_toggles() or None, fps=1 / STREAM_EVERY_S)
         session = LiveSession(engine)
     out = session.process(pipeline.io.ensure_rgb(frame))
     if out is None:
@@ -307,7 +399,16 @@ def live_frame(frame: Any, session: LiveSession | None):
 # ------------------------------------------------------------------ models tab
 def model_status() -> list[dict]:
     """Every model (source, repo, revision, sha256 or why unavailable) and every stage."""
-    models = [s.to_dict() for s in hub_utils.status()]
+    models = []
+    for status in hub_utils.status():
+        entry = status.to_dict()
+        # Server paths stay on the server (and Gradio would try to serve a string that names a file).
+        path = entry.pop("path", None)
+        if path:
+            path = Path(path)
+            entry["file"] = f"{entry.get('source')}: " + (str(path.relative_to(ROOT)) if path.is_relative_to(ROOT)
+                                                          else path.name)
+        models.append(entry)
     stages = [info.__dict__ for info in PIPELINE.describe()]
     return [{"kind": "model", **m} for m in models] + [{"kind": "stage", **s} for s in stages]
 
@@ -339,7 +440,7 @@ def _stage_toggles() -> list[gr.Radio]:
         gr.Markdown("**Enhancement stages**")
         for info in PIPELINE.describe():
             toggles.append(gr.Radio(
-                TOGGLE_CHOICES, value="auto" if info.ready else "off", label=info.label,
+                TOGGLE_CHOICES, value=_default_toggle(info), label=info.label,
                 info=info.description if info.ready else f"Unavailable: {info.reason}",
                 interactive=info.ready))
     return toggles
@@ -347,7 +448,9 @@ def _stage_toggles() -> list[gr.Radio]:
 
 def build_app() -> gr.Blocks:
     """The Blocks app; importable by tests without launching a server."""
-    with gr.Blocks(title="Open CCTV face pipeline") as demo:
+    retention_s = int(CONFIG.retention_hours * 3600)
+    # delete_cache: Gradio's own copies of uploads and outputs go after the retention period too.
+    with gr.Blocks(title="Open CCTV face pipeline", delete_cache=(min(3600, retention_s), retention_s)) as demo:
         gr.Markdown("# Open CCTV face pipeline\nFind faces in CCTV footage and photos and match them against "
                     "your watchlist. The raw frame is always shown first; enhanced images are labelled "
                     "**AI-enhanced** and are for investigative leads only. Below the threshold the answer is "
@@ -361,7 +464,7 @@ def build_app() -> gr.Blocks:
                     toggles = _stage_toggles()
                     with gr.Accordion("Detector", open=False):
                         method = gr.Dropdown(list(METHODS), value="blazeface", label="Method")
-                        threshold = gr.Slider(0.05, 0.95, value=DEFAULT_SCORE_THRESHOLD, step=0.05,
+                        threshold = gr.Slider(0.05, 0.95, value=CONFIG.detect_threshold, step=0.05,
                                               label="Score threshold")
                         min_face = gr.Slider(8, 200, value=24, step=1, label="Smallest face (px)")
                     run_btn = gr.Button("Find faces", variant="primary")
@@ -400,6 +503,8 @@ def build_app() -> gr.Blocks:
             people = gr.Dataframe(headers=["id", "name", "status", "photos", "updated", "problems"],
                                   value=_people_table, interactive=False, label="People on the watchlist")
             wl_msg = gr.Markdown()
+            token = gr.Textbox(value="", label="Edit token", type="password", visible=bool(CONFIG.edit_token),
+                               info="this server asks for a token before the watchlist can be changed")
             with gr.Row():
                 with gr.Column():
                     gr.Markdown("**Add a person, or photos to someone already listed**")
@@ -407,7 +512,7 @@ def build_app() -> gr.Blocks:
                     add_photos = gr.File(label="Photos (one face each)", file_count="multiple",
                                          file_types=["image"], type="filepath")
                     add_notes = gr.Textbox(label="Notes", lines=2)
-                    gr.Button("Add").click(suspects_add, [add_name, add_photos, add_notes], [wl_msg, people],
+                    gr.Button("Add").click(suspects_add, [add_name, add_photos, add_notes, token], [wl_msg, people],
                                            api_name="suspects_add")
                 with gr.Column():
                     gr.Markdown("**Show, edit or delete**")
@@ -418,13 +523,13 @@ def build_app() -> gr.Blocks:
                     new_name = gr.Textbox(label="New name (optional)")
                     new_status = gr.Dropdown(["", "active", "inactive"], value="", label="Status")
                     new_notes = gr.Textbox(label="Notes (optional)")
-                    gr.Button("Save changes").click(suspects_edit, [who, new_name, new_status, new_notes],
+                    gr.Button("Save changes").click(suspects_edit, [who, new_name, new_status, new_notes, token],
                                                     [wl_msg, people], api_name="suspects_edit")
                     photo_name = gr.Textbox(label="Photo file name to delete")
-                    gr.Button("Delete photo").click(suspects_remove_photo, [who, photo_name], [wl_msg, people],
+                    gr.Button("Delete photo").click(suspects_remove_photo, [who, photo_name, token], [wl_msg, people],
                                                     api_name="suspects_remove_photo")
                     confirm = gr.Checkbox(label="yes, delete this person and their photos")
-                    gr.Button("Delete person", variant="stop").click(suspects_remove, [who, confirm],
+                    gr.Button("Delete person", variant="stop").click(suspects_remove, [who, confirm, token],
                                                                      [wl_msg, people], api_name="suspects_remove")
             list_json = gr.JSON(visible=False)
             gr.Button("Refresh").click(suspects_list, None, list_json, api_name="suspects_list").then(
@@ -467,7 +572,7 @@ def build_app() -> gr.Blocks:
                                      height=220, allow_preview=False, object_fit="contain")
             session = gr.State(None)
             cam.stream(live_frame, [cam, session], [cam_out, cam_gallery, cam_stats, session],
-                       stream_every=CONFIG.stream_every, concurrency_limit=4, api_name="live_frame")
+                       stream_every=STREAM_EVERY_S, concurrency_limit=4, api_name="live_frame")
 
         with gr.Tab("Stages & models"):
             status_md = gr.Markdown(_status_markdown())
@@ -492,32 +597,52 @@ def build_app() -> gr.Blocks:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Open CCTV face pipeline web app")
-    parser.add_argument("--host", default=os.environ.get("CCTV_HOST", "127.0.0.1"),
-                        help="address to listen on (default: %(default)s; 0.0.0.0 for all interfaces)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("CCTV_PORT", "7860")),
-                        help="port (default: %(default)s)")
-    parser.add_argument("--share", action="store_true",
-                        help="create a public gradio.live link (needs internet)")
-    parser.add_argument("--suspects", default=os.environ.get("CCTV_SUSPECTS", str(ROOT / "suspects")),
-                        metavar="DIR", help="watchlist folder (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        description="Open CCTV face pipeline web app. Every option can also be set with the environment "
+                    "variable shown in brackets.")
+    try:
+        config.add_arguments(parser)
+    except InputError as exc:
+        parser.error(str(exc))
     hub_utils.add_override_arguments(parser)
     return parser.parse_args(argv)
 
 
+def configure(args: argparse.Namespace) -> config.Settings:
+    """Apply the parsed options (settings, model overrides); exits with a message on bad values."""
+    try:
+        settings = config.from_args(args)
+        hub_utils.apply_override_arguments(args)
+    except (InputError, hub_utils.ManifestError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    for name in settings.__dataclass_fields__:
+        setattr(CONFIG, name, getattr(settings, name))
+    PIPELINE.detector = pipeline.FaceDetector(score_threshold=settings.detect_threshold)
+    _watchlist.cache_clear()
+    return settings
+
+
+def launch(demo: gr.Blocks, settings: config.Settings, **kwargs: Any) -> Any:
+    """Queue and launch with the configured limits, log-in and blocked paths."""
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
+    credentials = settings.credentials()
+    return demo.launch(
+        server_name=settings.host, server_port=settings.port, share=settings.share, show_error=True,
+        auth=credentials or None, max_file_size=int(settings.max_upload_mb * 2**20),
+        blocked_paths=[str(Path(settings.suspects).resolve())], **kwargs)
+
+
 def main(argv: list[str] | None = None) -> None:
     global _RESOLVER
-    args = parse_args(argv)
-    try:
-        hub_utils.apply_override_arguments(args)
-    except hub_utils.ManifestError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    CONFIG.suspects = Path(args.suspects)
+    settings = configure(parse_args(argv))
+    if settings.device == "gpu":
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            raise SystemExit("error: --device gpu, but TensorFlow sees no GPU")
     # Models resolve in the background: the UI is usable at once, the status tab shows progress.
     _RESOLVER = hub_utils.start_background_resolution()
-    demo = build_app()
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)
+    launch(build_app(), settings)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ All images at public boundaries are ``uint8`` RGB ``H x W x 3`` numpy arrays.
 from __future__ import annotations
 
 from .core import Pipeline, StageInfo, StageSpec
+from . import config
 from .errors import InputError, StageUnavailable
 from .io import load_image
 from .stages.detect import FaceDetector, detect_faces

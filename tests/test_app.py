@@ -108,3 +108,84 @@ def test_scan_video_endpoint(client):
 def test_model_status_endpoint(client):
     status = client.predict(api_name="/models")
     assert any(s["kind"] == "stage" for s in status) and any(s["kind"] == "model" for s in status)
+
+
+@pytest.fixture
+def start_app(tmp_path):
+    """Start the app with some settings changed; returns its URL. Restores the settings afterwards."""
+    import dataclasses
+
+    import app
+
+    saved = dataclasses.replace(app.CONFIG)
+    demos = []
+
+    def start(**settings):
+        for key, value in {"suspects": str(tmp_path / "suspects"), "port": _free_port(), **settings}.items():
+            setattr(app.CONFIG, key, value)
+        app._watchlist.cache_clear()
+        demo = app.build_app()
+        app.launch(demo, app.CONFIG, prevent_thread_lock=True, quiet=True)
+        demos.append(demo)
+        return f"http://127.0.0.1:{app.CONFIG.port}/"
+
+    yield start
+    for demo in demos:
+        demo.close()
+    for field in dataclasses.fields(saved):
+        setattr(app.CONFIG, field.name, getattr(saved, field.name))
+    app._watchlist.cache_clear()
+
+
+def _add_person(client, **kwargs):
+    return client.predict("Person A", [handle_file(str(FIXTURES / "person_a_1.jpg"))], "", kwargs.get("token", ""),
+                          api_name="/suspects_add")
+
+
+def test_log_in_required_and_only_admins_edit_the_watchlist(start_app, group_jpg):
+    url = start_app(auth="alice:a-pass,bob:b-pass", admins="alice")
+    with pytest.raises(Exception):
+        Client(url, verbose=False).predict(handle_file(str(group_jpg)), api_name="/detect")
+    bob = Client(url, auth=("bob", "b-pass"), verbose=False)
+    assert len(bob.predict(handle_file(str(group_jpg)), api_name="/detect")[1]["faces"]) == 6
+    with pytest.raises(Exception, match="only watchlist admins"):
+        _add_person(bob)
+    alice = Client(url, auth=("alice", "a-pass"), verbose=False)
+    assert "Added" in _add_person(alice)[0]
+
+
+def test_edit_token_and_read_only_watchlist(start_app):
+    client = Client(start_app(edit_token="s3cret"), verbose=False)
+    with pytest.raises(Exception, match="edit token"):
+        _add_person(client)
+    assert "Added" in _add_person(client, token="s3cret")[0]
+
+
+def test_read_only_watchlist(start_app):
+    client = Client(start_app(read_only_watchlist=True), verbose=False)
+    with pytest.raises(Exception, match="read-only"):
+        _add_person(client)
+    assert client.predict(api_name="/suspects_list") == []
+
+
+def test_image_and_upload_limits_give_clear_messages(start_app, group_jpg):
+    client = Client(start_app(max_image_megapixels=0.5), verbose=False)
+    with pytest.raises(Exception, match="megapixel limit"):
+        client.predict(handle_file(str(group_jpg)), api_name="/detect")
+    small = Client(start_app(max_upload_mb=0.05), verbose=False)
+    with pytest.raises(Exception, match="(?i)too large|size|limit"):
+        small.predict(handle_file(str(group_jpg)), api_name="/detect")
+
+
+def test_one_job_per_user_at_a_time():
+    import gradio as gr
+
+    import app
+
+    request = type("R", (), {"username": None, "session_hash": "abc"})()
+    with app._user_slot(request):
+        with pytest.raises(gr.Error, match="Busy"):
+            with app._user_slot(request):
+                pass
+    with app._user_slot(request):  # released again
+        pass
