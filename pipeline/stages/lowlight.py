@@ -280,6 +280,8 @@ FAST_MAX_PIXELS = 2_100_000
 """Larger images get their illumination from an area-downscaled copy (T is smooth)."""
 JBU_RANGE_SIGMA = 0.1
 """Range sigma (illumination units) of the joint bilateral upsampling."""
+_OPEN = 1e30
+"""Resistance of a path that does not exist (float32-safe: its conductance is 1e-30)."""
 
 
 def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma: float = 2.0,
@@ -450,8 +452,15 @@ def _solve_homogenised(t_hat: np.ndarray, cell: int, alpha: float, sigma: float,
         # column/row: no padding needed (the usual case, e.g. 640 x 480, 1280 x 720).
         pad_h, pad_v, data = res_h, res_v, t_hat
     else:
-        pad_h = cv2.copyMakeBorder(res_h, 0, hp - h, 0, wp - (w - 1), border, value=tiny)
-        pad_v = cv2.copyMakeBorder(res_v, 0, hp - (h - 1), 0, wp - w, border, value=tiny)
+        # Partial cells at the right/bottom are padded with pixels that carry
+        # no data term.  Along a path a padding edge has (almost) no
+        # resistance, so a path reaches the partial cell's centre unhindered;
+        # paths that lie wholly in the padding conduct nothing (else padding
+        # would short-circuit the real pixels beside it).
+        pad_h = cv2.copyMakeBorder(res_h, 0, 0, 0, wp - (w - 1), border, value=tiny)
+        pad_h = cv2.copyMakeBorder(pad_h, 0, hp - h, 0, 0, border, value=_OPEN)
+        pad_v = cv2.copyMakeBorder(res_v, 0, hp - (h - 1), 0, 0, border, value=tiny)
+        pad_v = cv2.copyMakeBorder(pad_v, 0, 0, 0, wp - w, border, value=_OPEN)
         data = cv2.copyMakeBorder(t_hat, 0, hp - h, 0, wp - w, border, value=0.0)
     cell_sum = _block_sum(data, rows, cols).astype(np.float64)
     rows_in = np.minimum(cell, h - cell * np.arange(rows)).astype(np.float64)
