@@ -113,12 +113,21 @@ def test_exact_smooths_noise_but_keeps_a_strong_edge():
 # the fast solver against the exact one
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("size", [(96, 128), (120, 160)])
+@pytest.mark.parametrize("size", [(96, 128), (120, 160), (99, 150), (101, 133)])
 def test_fast_matches_exact_on_small_images(seed, size):
     rgb = night_scene(*size, seed)
     exact = enhance_low_light(rgb, method="exact")
     fast = enhance_low_light(rgb, method="fast")
     assert psnr(fast, exact) >= 32.0
+
+
+def test_partial_border_cells_are_as_good_as_the_rest():
+    """Sizes that are not multiples of the cell: padding must not couple the border pixels."""
+    rgb = night_scene(99, 150, 1)
+    exact = enhance_low_light(rgb, method="exact")
+    fast = enhance_low_light(rgb)
+    assert psnr(fast[:, -6:], exact[:, -6:]) >= 35.0
+    assert psnr(fast[-3:], exact[-3:]) >= 35.0
 
 
 def test_fast_illumination_is_close_and_bounded():
