@@ -1,0 +1,174 @@
+"""Deblurring benchmark: held-out synthetic blur, the real pair, speed, visual sheet.
+
+    python -m benchmarks.bench_deblur [--no-write]
+
+1. **Held-out synthetic blur** (target: PSNR gain >= +3 dB, SSIM gain >= +0.05
+   over the blurred input): the face photos the training split held out
+   (every 5th of ``faces/``, :func:`pipeline.train.evaluate.deblur_split`)
+   plus Set14 (never used for deblur training), area-shrunk to <= 512 px,
+   each degraded with its own seeded camera-shake PSF, noise and JPEG
+   (:func:`pipeline.train.evaluate.synthetic_blur_set`).  Also the same images
+   shrunk to 128 px (face-crop size).
+2. **Real pair**: ``blur/pairs/deblurgan_test1_{blur,sharp}.jpg`` (a GoPro-like
+   pair; the sharp frame has 2 extra rows, cropped), PSNR/SSIM next to the
+   published FPN-MobileNet GoPro figure (28.17 dB; a different test set, so
+   only a rough reference).
+3. **Speed** on this CPU: one 128 x 128 crop (target <= 15 ms), per crop in a
+   batch of 8, and a whole 640 x 480 frame.
+4. ``docs/deblur_sheet.png``: held-out blurred / restored / sharp, and the
+   real blurry images before / after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import cv2
+import numpy as np
+
+from benchmarks._report import ROOT, machine, require_shared, write_section
+from pipeline.imaging import psnr, ssim
+from pipeline.io import load_image
+from pipeline.stages import deblur as stage
+from pipeline.train.data import list_images, load_sharp_images
+from pipeline.train.evaluate import deblur_split, evaluate_deblur, synthetic_blur_set
+
+SHEET = ROOT / "docs" / "deblur_sheet.png"
+PUBLISHED_GOPRO = {"FPN-MobileNet (DeblurGAN-v2, GoPro)": (28.17, 0.925),
+                   "FPN-Inception-ResNet-v2 (DeblurGAN-v2, GoPro)": (29.55, 0.934)}
+
+
+def _median_ms(fn, repeats: int = 10, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def heldout_images() -> tuple[list[np.ndarray], int, int]:
+    faces = list_images([require_shared("faces", "deepface"), require_shared("faces", "facenet_pytorch")])
+    _, held = deblur_split(faces)
+    scenes = list_images([require_shared("sr", "Set14")])
+    return load_sharp_images(held + scenes, max_side=1024), len(held), len(scenes)
+
+
+def real_pair() -> dict[str, float]:
+    blurred = load_image(require_shared("blur", "pairs", "deblurgan_test1_blur.jpg"))
+    sharp = load_image(require_shared("blur", "pairs", "deblurgan_test1_sharp.jpg"))
+    h, w = min(blurred.shape[0], sharp.shape[0]), min(blurred.shape[1], sharp.shape[1])
+    blurred, sharp = blurred[:h, :w], sharp[:h, :w]
+    restored = stage.deblur(blurred)
+    return {"blurred_psnr": psnr(sharp, blurred), "blurred_ssim": ssim(sharp, blurred),
+            "restored_psnr": psnr(sharp, restored), "restored_ssim": ssim(sharp, restored), "size": f"{w}x{h}"}
+
+
+def speed() -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    crops = [rng.integers(0, 256, (128, 128, 3), dtype=np.uint8) for _ in range(8)]
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    return {"crop128": _median_ms(lambda: stage.deblur(crop)),
+            "crop128_batch8": _median_ms(lambda: stage.deblur_many(crops), repeats=5) / 8,
+            "frame640x480": _median_ms(lambda: stage.deblur(frame), repeats=5)}
+
+
+def sheet(pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    def tile(img: np.ndarray, side: int = 240) -> np.ndarray:
+        h, w = img.shape[:2]
+        y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+        t = img[y0:y0 + side, x0:x0 + side]
+        return np.pad(cv2.resize(t, (side, side), interpolation=cv2.INTER_NEAREST), ((4, 4), (4, 4), (0, 0)),
+                      constant_values=255)
+
+    def label(text: str, width: int) -> np.ndarray:
+        bar = np.full((22, width, 3), 255, np.uint8)
+        cv2.putText(bar, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        return bar
+
+    rows = []
+    for k in (0, 3, len(pairs) - 3):
+        blurred, sharp = pairs[k]
+        row = np.concatenate([tile(blurred), tile(stage.deblur(blurred)), tile(sharp)], axis=1)
+        rows += [label("held-out, synthetic shake + noise + JPEG:  blurred | restored | sharp", row.shape[1]), row]
+    real = [require_shared("blur", "real_blurry", "deblurganv2_test_img_000027.png"),
+            require_shared("blur", "real_blurry", "srn_deblur_testing_set", "4c6.png")]
+    for path in real:
+        img = load_image(path)
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        row = np.concatenate([tile(img), tile(stage.deblur(img))], axis=1)
+        row = np.pad(row, ((0, 0), (0, rows[-1].shape[1] - row.shape[1]), (0, 0)), constant_values=255)
+        rows += [label(f"real blur ({path.name}, half size):  input | restored", row.shape[1]), row]
+    SHEET.parent.mkdir(exist_ok=True)
+    cv2.imwrite(str(SHEET), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
+    args = parser.parse_args()
+    images, n_faces, n_scenes = heldout_images()
+    pairs512 = synthetic_blur_set(images, max_side=512)
+    pairs128 = synthetic_blur_set(images, max_side=128)
+
+    def restore(rgb: np.ndarray) -> np.ndarray:
+        return stage.deblur(rgb)
+
+    s512 = evaluate_deblur(restore, pairs512)
+    s128 = evaluate_deblur(restore, pairs128)
+    print("held-out 512", s512, "\nheld-out 128", s128, flush=True)
+    real = real_pair()
+    print("real pair", real, flush=True)
+    timings = speed()
+    print(timings, flush=True)
+    sheet(pairs512)
+
+    def row(name: str, s: dict) -> str:
+        met = "**met**" if s["psnr_gain"] >= 3 and s["ssim_gain"] >= 0.05 else "missed"
+        return (f"| {name} | {s['images']} | {s['blurred_psnr']:.2f} / {s['blurred_ssim']:.3f} | "
+                f"{s['restored_psnr']:.2f} / {s['restored_ssim']:.3f} | {s['psnr_gain']:+.2f} / {s['ssim_gain']:+.3f} | {met} |")
+
+    lines = ["Script: `benchmarks/bench_deblur.py`. Command: `python -m benchmarks.bench_deblur`.",
+             f"Machine: {machine()} (CPU shared with other work while measured: timings are pessimistic).",
+             "Weights: `weights/deblurgan_v2_fpn_mobilenet.weights.h5` -- the DeblurGAN-v2 FPN-MobileNet generator at half "
+             "width (FPN 64 / heads 32 channels, 1.65 M parameters), trained from scratch for 580 s in total (3,556 steps of "
+             "32 crops of 128 px) on one H200 with an L1 + gradient loss and no adversarial term; settings in "
+             "`weights/deblurgan_v2_fpn_mobilenet.json`.", "",
+             "### Held-out synthetic blur (RGB PSNR dB / SSIM)", "",
+             f"{n_faces} held-out face photos + {n_scenes} Set14 images, each with its own seeded camera-shake PSF "
+             "(3-25 px trajectories), Gaussian noise 0-6 and JPEG 35-95 (70 %).", "",
+             "| set | images | blurred input | restored | gain | target (+3 dB, +0.05) |", "|---|---|---|---|---|---|",
+             row("<= 512 px", s512), row("<= 128 px (face-crop size)", s128), "",
+             "### Real blurred/sharp pair", "",
+             "| image | blurred input | restored | published FPN-MobileNet on GoPro (different test set) |",
+             "|---|---|---|---|",
+             f"| `blur/pairs/deblurgan_test1` ({real['size']}) | {real['blurred_psnr']:.2f} / {real['blurred_ssim']:.3f} | "
+             f"{real['restored_psnr']:.2f} / {real['restored_ssim']:.3f} | 28.17 / 0.925 |", "",
+             "### Speed (CPU, TensorFlow graph, median ms)", "",
+             "| what | ms | target |", "|---|---|---|",
+             f"| one 128x128 face crop | {timings['crop128']:.1f} | <= 15 |",
+             f"| per crop, batch of 8 crops of 128x128 (`deblur_many`) | {timings['crop128_batch8']:.1f} | |",
+             f"| whole 640x480 frame | {timings['frame640x480']:.1f} | |", "",
+             "GPU timings: none measured here (the device budget was spent on training).", "",
+             "### Where we stand", "",
+             "The generator trained in ~10 minutes of GPU time from scratch (no ImageNet backbone can be downloaded "
+             "here) gives a small, consistent gain, far below the +3 dB target and far from the published "
+             "FPN-MobileNet, which starts from an ImageNet MobileNet-V2 and trains for days on GoPro pairs. "
+             "Training was data-bound (synthesising blurred pairs on the CPU, ~6 steps/s). The stage is "
+             "shipped as a working, honest baseline that auto mode only applies to crops whose variance of the "
+             "Laplacian is low; longer training (`python -m pipeline.train deblur --resume --seconds N`) is the "
+             "way forward.", "",
+             "![Deblur sheet](docs/deblur_sheet.png)"]
+    markdown = "\n".join(lines)
+    print(markdown)
+    if not args.no_write:
+        write_section("deblur", markdown)
+
+
+if __name__ == "__main__":
+    main()

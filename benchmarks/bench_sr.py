@@ -1,0 +1,178 @@
+"""Super-resolution benchmark: protocol check, Set5/Set14 PSNR, speed, visual sheet.
+
+    python -m benchmarks.bench_sr [--no-write] [--skip-set14]
+
+1. **Protocol**: MATLAB-compatible bicubic (``pipeline.imaging.imresize``)
+   must reproduce the published bicubic baselines (Set5 33.66 / 30.39 / 28.42,
+   Set14 30.23 / 27.54 / 26.00 dB at x2/x3/x4, +-0.05).  PSNR on the
+   MATLAB-rounded BT.601 luma, ``scale`` pixels shaved, greyscale images on
+   their intensity (``pipeline.train.evaluate``).
+2. **Quality**: the product path ``pipeline.stages.superres.super_resolve``
+   (TensorFlow backend, shipped weights) for SRCNN and the fast model, next to
+   the published SRCNN / FSRCNN / ESPCN numbers.
+3. **Speed**: one 64 x 64 crop at x4 (256 x 256 output), median of repeated
+   calls after warm-up; SRCNN also per crop in a batch of 8 crops (the network
+   part only, one call).
+4. ``docs/sr_sheet.png``: LR (nearest), bicubic, SRCNN, fast, ground truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import cv2
+import numpy as np
+
+from benchmarks._report import ROOT, machine, require_shared, write_section
+from pipeline.imaging import imresize, modcrop
+from pipeline.stages import superres
+from pipeline.train.evaluate import bicubic, evaluate_sr, load_test_image
+
+PUBLISHED_BICUBIC = {("Set5", 2): 33.66, ("Set5", 3): 30.39, ("Set5", 4): 28.42,
+                     ("Set14", 2): 30.23, ("Set14", 3): 27.54, ("Set14", 4): 26.00}
+PUBLISHED = {  # claims, see notes/references.md
+    "SRCNN 9-5-5 (ImageNet)": {("Set5", 2): 36.66, ("Set5", 3): 32.75, ("Set5", 4): 30.49,
+                               ("Set14", 2): 32.45, ("Set14", 3): 29.30, ("Set14", 4): 27.50},
+    "SRCNN 9-1-5 (T91)": {("Set5", 3): 32.39},
+    "FSRCNN (T91+G100)": {("Set5", 3): 33.06},
+    "ESPCN (T91)": {("Set5", 3): 32.55},
+}
+TARGETS = {("Set5", 3): 32.5, ("Set14", 3): 29.1}
+SHEET = ROOT / "docs" / "sr_sheet.png"
+SHEET_PICKS = (("Set5", "butterfly_GT", 3, (60, 60, 168)), ("Set14", "face", 3, (40, 40, 168)),
+               ("Set14", "zebra", 4, (80, 120, 192)), ("Set5", "head_GT", 4, (60, 90, 160)))
+
+
+def _median_ms(fn, repeats: int = 15, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def quality(sets: list[str]) -> tuple[dict, dict, dict]:
+    base, ours = {}, {"srcnn": {}, "fast": {}}
+    seconds = {}
+    for set_name in sets:
+        folder = require_shared("sr", set_name)
+        for scale in (2, 3, 4):
+            base[(set_name, scale)] = evaluate_sr(bicubic, folder, scale)["mean"]
+            for model in ("srcnn", "fast"):
+                t0 = time.perf_counter()
+                ours[model][(set_name, scale)] = evaluate_sr(
+                    lambda lr, s, m=model: superres.super_resolve(lr, s, m), folder, scale)["mean"]
+                seconds[(model, set_name, scale)] = time.perf_counter() - t0
+            print(f"{set_name} x{scale}: bicubic {base[(set_name, scale)]:.2f}  SRCNN "
+                  f"{ours['srcnn'][(set_name, scale)]:.2f}  fast {ours['fast'][(set_name, scale)]:.2f}", flush=True)
+    return base, ours, seconds
+
+
+def speed() -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    out = {
+        "srcnn_x4_64": _median_ms(lambda: superres.super_resolve(crop, 4, "srcnn")),
+        "fast_x4_64": _median_ms(lambda: superres.super_resolve(crop, 4, "fast"), repeats=40),
+    }
+    # Network part alone, and batched: SRCNN on 8 bicubic-upscaled crops in one call.
+    import tensorflow as tf
+
+    from pipeline.models import build_srcnn
+
+    net = build_srcnn()
+    net.load_weights(str(superres._weights_path("srcnn-x4")))
+    fn = tf.function(lambda x: net(x, training=False), jit_compile=True)
+    one = np.zeros((1, 256, 256, 1), np.float32)
+    eight = np.zeros((8, 256, 256, 1), np.float32)
+    out["srcnn_net_256"] = _median_ms(lambda: fn(one).numpy())
+    out["srcnn_net_256_batch8_per_crop"] = _median_ms(lambda: fn(eight).numpy(), repeats=5) / 8
+    fast_run = superres._runner("fast", 4)
+    lr, up = np.zeros((64, 64), np.float32), np.zeros((256, 256), np.float32)
+    out["fast_net_64"] = _median_ms(lambda: fast_run(lr, up), repeats=40)
+    return out
+
+
+def sheet() -> None:
+    rows = []
+    for set_name, stem, scale, (y, x, size) in SHEET_PICKS:
+        hr, _ = load_test_image(require_shared("sr", set_name) / f"{stem}.png")
+        hr = modcrop(hr, scale)
+        lr = imresize(hr, 1.0 / scale)
+        ly, lx, ls = y // scale, x // scale, size // scale
+        lr_crop = lr[ly:ly + ls, lx:lx + ls]
+        hr_crop = hr[ly * scale:(ly + ls) * scale, lx * scale:(lx + ls) * scale]
+        panels = [cv2.resize(lr_crop, (ls * scale, ls * scale), interpolation=cv2.INTER_NEAREST),
+                  imresize(lr_crop, scale), superres.super_resolve(lr_crop, scale, "srcnn"),
+                  superres.super_resolve(lr_crop, scale, "fast"), hr_crop]
+        panels = [cv2.resize(p, (192, 192), interpolation=cv2.INTER_NEAREST) for p in panels]
+        row = np.concatenate([np.pad(p, ((4, 4), (4, 4), (0, 0)), constant_values=255) for p in panels], axis=1)
+        label = np.full((22, row.shape[1], 3), 255, np.uint8)
+        cv2.putText(label, f"{set_name}/{stem} x{scale}:  LR (nearest) | bicubic | SRCNN | fast | ground truth",
+                    (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        rows += [label, row]
+    SHEET.parent.mkdir(exist_ok=True)
+    cv2.imwrite(str(SHEET), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
+    parser.add_argument("--skip-set14", action="store_true", help="Set5 only (quicker)")
+    args = parser.parse_args()
+    sets = ["Set5"] if args.skip_set14 else ["Set5", "Set14"]
+    base, ours, seconds = quality(sets)
+    timings = speed()
+    print(timings, flush=True)
+    sheet()
+
+    lines = ["Script: `benchmarks/bench_sr.py`. Command: `python -m benchmarks.bench_sr"
+             + (" --skip-set14" if args.skip_set14 else "") + "`.",
+             f"Machine: {machine()} (CPU shared with other work while measured: timings are pessimistic).",
+             "Weights: `weights/srcnn_x{2,3,4}.weights.h5`, `weights/fsrcnn_x{2,3,4}.weights.h5`, trained on T91 only "
+             "(5.5 min each on one H200, `pipeline/train/run_all_gpu.sh`; settings and training-time metrics in "
+             "`weights/*.json`). Evaluated here through the product path `pipeline.super_resolve` (TensorFlow backend).",
+             "", "### Protocol check: bicubic baseline (MATLAB-compatible `imresize`)", "",
+             "| set | scale | ours | published | diff |", "|---|---|---|---|---|"]
+    for key in sorted(base):
+        diff = base[key] - PUBLISHED_BICUBIC[key]
+        lines.append(f"| {key[0]} | x{key[1]} | {base[key]:.2f} | {PUBLISHED_BICUBIC[key]:.2f} | {diff:+.2f} |")
+    lines += ["", "Reproduced within +-0.05 dB: the protocol (Y of BT.601, shave = scale, antialiased a = -0.5 "
+              "bicubic rounded per pass, grey images on intensity) is the literature's.", "",
+              "### PSNR (dB, Y channel)", "",
+              "| set | scale | bicubic | **SRCNN (ours)** | fast FSRCNN-style (ours) | SRCNN 9-5-5 ImageNet (paper) | target |",
+              "|---|---|---|---|---|---|---|"]
+    for key in sorted(base):
+        paper = PUBLISHED["SRCNN 9-5-5 (ImageNet)"].get(key)
+        target = TARGETS.get(key)
+        met = "" if target is None else (f">= {target} **met**" if ours["srcnn"][key] >= target else f">= {target} missed")
+        lines.append(f"| {key[0]} | x{key[1]} | {base[key]:.2f} | **{ours['srcnn'][key]:.2f}** | "
+                     f"{ours['fast'][key]:.2f} | {paper if paper else ''} | {met} |")
+    lines += ["", "Other published Set5 x3 numbers: SRCNN 9-1-5 trained on T91 32.39, FSRCNN 33.06, ESPCN (T91) 32.55. "
+              "Ours are trained on T91 alone, with the residual-over-bicubic and centred-input details from "
+              "`notes/references.md` and x1..x0.6 rescaled copies of T91.", "",
+              "### Speed (CPU, TensorFlow, median ms)", "",
+              "| what | ms | target |", "|---|---|---|",
+              f"| SRCNN, 64x64 crop x4 (256x256 out), whole `super_resolve` (XLA) | {timings['srcnn_x4_64']:.1f} | <= 50 |",
+              f"| SRCNN network only, 256x256 (XLA) | {timings['srcnn_net_256']:.1f} | |",
+              f"| SRCNN network only, batch of 8 256x256 crops, per crop | {timings['srcnn_net_256_batch8_per_crop']:.1f} | |",
+              f"| fast model, 64x64 crop x4, whole `super_resolve` | {timings['fast_x4_64']:.1f} | <= 5 |",
+              f"| fast model network only, 64x64 -> 256x256 | {timings['fast_net_64']:.1f} | |",
+              "", "SRCNN costs ~3.7 GMAC per 256x256 output (90 % in the 5x5 64->32 mapping layer), so on two "
+              "shared cores it stays far above the 50 ms target; the pipeline uses SRCNN for stills and evidence and "
+              "the fast model (`super_resolve(..., model=\"fast\")`, ~50 MMAC) for live video.", "",
+              "![SR sheet](docs/sr_sheet.png)", "",
+              "Sheet: LR input (nearest-neighbour), MATLAB bicubic, SRCNN, fast model, ground truth."]
+    markdown = "\n".join(lines)
+    print(markdown)
+    if not args.no_write:
+        write_section("superres", markdown)
+
+
+if __name__ == "__main__":
+    main()
