@@ -155,6 +155,7 @@ def stage_configs() -> list[tuple[str, object]]:
 def run_identification(probes, labels, gallery_embeddings, strangers, levels, seeds, configs, revision):
     watchlist = FixedWatchlist()
     results: dict[tuple[str, str], dict] = {}
+    enhanced_only: dict[tuple[str, str], dict] = {}
     timings: dict[tuple[str, str], float] = {}
     for config_name, toggles in configs:
         pipeline = None
@@ -164,7 +165,7 @@ def run_identification(probes, labels, gallery_embeddings, strangers, levels, se
             stages = None if toggles == "auto" else toggles
         identifier = Identifier(watchlist, top_k=50, pipeline=pipeline, stages=stages)
         for level in levels:
-            records = []
+            records, alone = [], []
             started = time.perf_counter()
             n_seeds = 1 if level == "none" else seeds
             for name, rgb in probes.items():
@@ -174,19 +175,27 @@ def run_identification(probes, labels, gallery_embeddings, strangers, levels, se
                     match = probe_face(identifier(probe))
                     records.append(record_for(match, labels[name], identifier))
                     records.append(record_for(match, labels[name], identifier, exclude=labels[name]))
+                    alone.append(record_for(match, labels[name], identifier, variant="enhanced"))
+                    alone.append(record_for(match, labels[name], identifier, exclude=labels[name],
+                                            variant="enhanced"))
             watchlist.current = make_gallery(gallery_embeddings, labels, "", revision)
             for name, rgb in strangers.items():
                 for seed in range(n_seeds):
                     match = probe_face(identifier(degrade(rgb, level, seed=seed)))
                     records.append(record_for(match, name, identifier, enrolled=False))
+                    alone.append(record_for(match, name, identifier, enrolled=False, variant="enhanced"))
             results[(config_name, level)] = summarise(records)
+            enhanced_only[(config_name, level)] = summarise(alone)
             timings[(config_name, level)] = time.perf_counter() - started
             s = results[(config_name, level)]
             print(f"{config_name:24s} {level:7s} found {s['face_found']:.3f} rank1 {s['rank1']:.3f} "
                   f"recognised {s['recognised']:.3f} inconcl {s['inconclusive']:.3f} "
                   f"false {s['false_match_non_enrolled']} wrong {s['wrong_match_enrolled']} "
                   f"({timings[(config_name, level)]:.0f} s)", flush=True)
-    return results, timings
+            e = enhanced_only[(config_name, level)]
+            print(f"{'':24s} {'':7s} enhanced crop alone: rank1 {e['rank1']:.3f} recognised {e['recognised']:.3f} "
+                  f"false {e['false_match_non_enrolled']} wrong {e['wrong_match_enrolled']}", flush=True)
+    return results, enhanced_only, timings
 
 
 # ------------------------------------------------------------------ 3. anchor
@@ -282,7 +291,8 @@ def pct(v: float) -> str:
     return "n/a" if v != v else f"{100 * v:.1f}"
 
 
-def report(args, pairs_result, ident, timings, anchor_result, speed_result, configs, n_probes, n_strangers) -> str:
+def report(args, pairs_result, ident, enhanced_only, timings, anchor_result, speed_result, configs, n_probes,
+           n_strangers) -> str:
     embedder = get_embedder("dlib")
     lines = [
         f"Script: `benchmarks/bench_recognition.py`. Command: `{COMMAND} --seeds {args.seeds} --levels {','.join(args.levels)}`.",
@@ -338,6 +348,23 @@ def report(args, pairs_result, ident, timings, anchor_result, speed_result, conf
                 f"{pct(s['tar_at_far_1'])} | {pct(s['tar_at_far_0.1'])} | {pct(s['inconclusive'])} | "
                 f"{s['false_match_non_enrolled']} / {s['non_enrolled_probes']} | {s['wrong_match_enrolled']} | "
                 f"{timings[(config_name, level)]:.0f} |")
+    lines += [
+        "",
+        "Per-stage effect on recognition itself: the same runs, deciding on the *enhanced crop alone* (what a "
+        "pipeline that trusted enhancement would report; where no stage changed the face, its raw crop). The "
+        "pipeline's decisions above use the raw crop and the identity-drift guard instead.",
+        "",
+        "| config | level | rank-1 | recognised | inconclusive | false match (non-enrolled) | wrong name (enrolled) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for config_name, _ in configs:
+        if config_name == "raw":
+            continue
+        for level in args.levels:
+            e = enhanced_only[(config_name, level)]
+            lines.append(f"| {config_name} | {level} | {pct(e['rank1'])} | {pct(e['recognised'])} | "
+                         f"{pct(e['inconclusive'])} | {e['false_match_non_enrolled']} / {e['non_enrolled_probes']} | "
+                         f"{e['wrong_match_enrolled']} |")
     available = [c for c, _ in configs if c not in ("raw", "auto")]
     worst = min((ident[("auto", lv)]["recognised"] - ident[("raw", lv)]["recognised"]) * 100 for lv in args.levels)
     false_total = sum(ident[(c, lv)]["false_match_non_enrolled"] for c, _ in configs for lv in args.levels)
@@ -410,7 +437,7 @@ def main() -> None:
     print("configs:", [c for c, _ in configs], flush=True)
     speed_result = speed(originals)
     print("speed", speed_result, flush=True)
-    ident, timings = run_identification(probes, labels, gallery_embeddings, strangers, args.levels, args.seeds,
+    ident, enhanced_only, timings = run_identification(probes, labels, gallery_embeddings, strangers, args.levels, args.seeds,
                                         configs, embedder.revision)
     # The anchor's gallery is the 160 px-face copies: HOG with upsampling on 4000 px photos takes minutes.
     anchor_result = anchor(probes, labels, probes, strangers, args.levels, args.seeds)
@@ -419,8 +446,10 @@ def main() -> None:
     (WORK / "recognition.json").write_text(json.dumps({
         "pairs": pairs_result, "speed": speed_result, "anchor": anchor_result,
         "identification": {f"{c}|{lv}": s for (c, lv), s in ident.items()},
+        "enhanced_crop_alone": {f"{c}|{lv}": s for (c, lv), s in enhanced_only.items()},
     }, indent=2, default=float))
-    text = report(args, pairs_result, ident, timings, anchor_result, speed_result, configs, len(probes), len(strangers))
+    text = report(args, pairs_result, ident, enhanced_only, timings, anchor_result, speed_result, configs,
+                  len(probes), len(strangers))
     print(text)
     if not args.no_write:
         write_section("recognition", text)

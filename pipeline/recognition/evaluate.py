@@ -130,7 +130,7 @@ def _filtered(crop: CropDecision, exclude: str, identifier: Identifier) -> CropD
 
 
 def record_for(match: Match | None, label: str, identifier: Identifier, *, enrolled: bool = True,
-               exclude: str | None = None) -> ProbeRecord:
+               exclude: str | None = None, variant: str = "final") -> ProbeRecord:
     """A :class:`ProbeRecord` for the probe's face, optionally as if ``exclude`` were not enrolled.
 
     Args:
@@ -141,6 +141,10 @@ def record_for(match: Match | None, label: str, identifier: Identifier, *, enrol
         identifier: the settings to re-decide with.
         enrolled: whether ``label`` is on the watchlist.
         exclude: decide as if this identity were not enrolled.
+        variant: ``"final"`` (the pipeline's decision: raw + enhanced with
+            the drift guard) or ``"enhanced"`` (the enhanced crop alone, as
+            if its decision were trusted; the raw crop where nothing was
+            enhanced) -- to show what enhancement does to recognition.
     """
     enrolled = enrolled and exclude != label
     if match is None:
@@ -149,6 +153,8 @@ def record_for(match: Match | None, label: str, identifier: Identifier, *, enrol
     if exclude is not None:
         raw = _filtered(raw, exclude, identifier)
         enhanced = None if enhanced is None else _filtered(enhanced, exclude, identifier)
+    if variant == "enhanced":
+        raw, enhanced = (enhanced or raw), None
     decision, _ = combine(raw, enhanced)
     best: Candidate | None = raw.best
     return ProbeRecord(label, enrolled, True, decision,
