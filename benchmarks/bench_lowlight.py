@@ -48,8 +48,11 @@ READ_NOISE_E = 3.0      # read noise, electrons RMS
 EXPOSURES = (1 / 8, 1 / 32, 1 / 128)
 CACHE = ROOT / "benchmarks" / "_work" / "lowlight_exact"
 SHEET = ROOT / "docs" / "lowlight_sheet.png"
-SHEET_PICKS = ("DICM/01.jpg", "LIME/10.png", "SCI_difficult/1482.png", "SCI_medium/00051.png",
-               "RetinexNet_eval_low_LOL/780.png", "KinD_plus_test_images/Madison.png", "SCI_easy_MIT/1217.png")
+# Only images from MIT-licensed source repositories (SCI, RetinexNet) are shown in the shipped sheet;
+# DICM/LIME (Zero-DCE) and KinD come from repositories without a licence file.
+SHEET_PICKS = ("SCI_difficult/1482.png", "SCI_difficult/234.png", "SCI_medium/00051.png",
+               "RetinexNet_eval_low_LOL/780.png", "RetinexNet_eval_low_LOL/22.png", "SCI_easy_MIT/1217.png",
+               "SCI_difficult/NPE_89.png")
 PARAMS = {"alpha": 0.15, "gamma": 0.8, "sigma": 2.0}
 EXACT_VGA_QUIET_S = 2.6   # issue #5: direct solve at 640 x 480 on this machine, unloaded
 

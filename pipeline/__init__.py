@@ -18,6 +18,7 @@ from . import config
 from .errors import InputError, StageUnavailable
 from .io import load_image
 from .stages.detect import FaceDetector, detect_faces
+from .stages.lowlight import enhance_low_light, is_dark
 from .types import Face, Result, StageResult
 
 __version__ = "0.1.0"
@@ -34,5 +35,7 @@ __all__ = [
     "StageUnavailable",
     "__version__",
     "detect_faces",
+    "enhance_low_light",
+    "is_dark",
     "load_image",
 ]
