@@ -179,6 +179,8 @@ def run_load(server: Server, clients: int, seconds: float) -> dict:
     lock = threading.Lock()
     deadline = time.time() + seconds
 
+    start = time.perf_counter()
+
     def one(client, kind: str) -> dict:
         args, api = requests[kind]
         t0 = time.perf_counter()
@@ -191,7 +193,8 @@ def run_load(server: Server, clients: int, seconds: float) -> dict:
             outcome, message = "no answer", f"none within {ANSWER_TIMEOUT_S:.0f} s"
         except Exception as exc:  # noqa: BLE001 -- the server's answer, classified
             outcome, message = _classify(exc), str(exc)[:200]
-        return {"kind": kind, "outcome": outcome, "message": message, "seconds": time.perf_counter() - t0}
+        return {"kind": kind, "outcome": outcome, "message": message, "seconds": time.perf_counter() - t0,
+                "client": threading.current_thread().name, "t0": t0 - start, "t1": time.perf_counter() - start}
 
     def worker(index: int) -> None:
         client = Client(server.url, verbose=False)
@@ -201,8 +204,8 @@ def run_load(server: Server, clients: int, seconds: float) -> dict:
             if turn % 5 == 0:
                 # Two jobs at once from one user: the per-user limit must answer one with the busy message.
                 results: list[dict] = []
-                threads = [threading.Thread(target=lambda: results.append(one(client, "analyse")))
-                           for _ in range(2)]
+                threads = [threading.Thread(target=lambda: results.append(one(client, "analyse")),
+                                            name=f"client{index}") for _ in range(2)]
                 for t in threads:
                     t.start()
                 for t in threads:
@@ -217,7 +220,7 @@ def run_load(server: Server, clients: int, seconds: float) -> dict:
 
     server.start_sampling()
     t0 = time.time()
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True, name=f"client{i}") for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
@@ -358,6 +361,11 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else float("nan")
 
 
+def _fifths(values: list[int]) -> list[list[int]]:
+    n = len(values)
+    return [values[i * n // 5:(i + 1) * n // 5] for i in range(5) if values[i * n // 5:(i + 1) * n // 5]]
+
+
 def _enrol(client) -> None:
     from gradio_client import handle_file
 
@@ -374,7 +382,6 @@ def render(args, load: dict, fuzz: dict, faults: dict, tests: dict | None, serve
     outcomes = Counter(r["outcome"] for r in records)
     samples = load["samples"]
     rss = [kib for _, kib in samples]
-    half = len(rss) // 2
     hwm = max(rss, default=0)
     lines = [
         f"Script: `benchmarks/bench_load.py`. Command: `python -m benchmarks.bench_load --clients {args.clients} "
@@ -408,9 +415,9 @@ def render(args, load: dict, fuzz: dict, faults: dict, tests: dict | None, serve
     lines += [
         "",
         f"Server memory (RSS, sampled every 0.25 s): {idle_rss / 1024:.0f} MiB idle after start-up and enrolment; "
-        f"mean {statistics.mean(rss[:half] or [0]) / 1024:.0f} MiB in the first half of the run, "
-        f"{statistics.mean(rss[half:] or [0]) / 1024:.0f} MiB in the second half; peak "
-        f"{hwm / 1024:.0f} MiB (kernel high-water mark at the end: {final_hwm / 1024:.0f} MiB).",
+        f"peak {hwm / 1024:.0f} MiB during the run (kernel high-water mark at the end, after the fuzz and fault "
+        f"phases: {final_hwm / 1024:.0f} MiB). Mean RSS per fifth of the run (MiB): "
+        + ", ".join(f"{statistics.mean(part) / 1024:.0f}" for part in _fifths(rss)) + ".",
         "",
         "### Malformed inputs through the API (`/detect`, `/scan_video`)",
         "",
@@ -454,6 +461,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--no-tests", action="store_true", help="skip running the fault and fuzz tests")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing BENCHMARKS.md")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (server log, records.json)")
     parser.add_argument("app_args", nargs="*", help="extra arguments for app.py (after --)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench_load-"))
@@ -481,13 +489,14 @@ def main(argv: list[str] | None = None) -> None:
     markdown = "## Load, malformed inputs and faults\n\n" + render(args, load, fuzz, faults, tests, server, idle_rss,
                                                                      final_hwm, startup_s)
     (work / "section.md").write_text(markdown)
+    (work / "records.json").write_text(json.dumps(load["records"], indent=1))
     if args.no_write:
         print(markdown)
     else:
         write_section("load", markdown)
         print(markdown)
-    if server.tracebacks():
-        print(f"server log kept: {server.log_path}")
+    if args.keep:
+        print(f"work folder kept: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
 

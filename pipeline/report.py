@@ -159,7 +159,9 @@ def _package_file_sha(package: str, relative: str) -> dict[str, Any]:
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.is_file():
         return {"file": relative, "sha256": None, "state": "missing"}
-    return {"file": relative, "sha256": sha256_of_file(path), "size": path.stat().st_size, "state": "ready"}
+    from hub_utils import sha256_file  # cached per (path, size, mtime): a 22 MB model is hashed once per process
+
+    return {"file": relative, "sha256": sha256_file(path), "size": path.stat().st_size, "state": "ready"}
 
 
 def models_used(identifier: Any = None, detector: Any = None) -> list[dict[str, Any]]:
@@ -349,12 +351,18 @@ def _common(kind: str, input_path: str | os.PathLike, identifier: Any, pipeline:
             stages: Mapping[str, Any] | Iterable[str] | None, stage_results: Sequence[Any] | None,
             settings: Mapping[str, Any] | None) -> dict[str, Any]:
     detector = getattr(pipeline, "detector", None) if pipeline is not None else getattr(identifier, "detector", None)
+    crop_margin = getattr(pipeline, "crop_margin", None)
+    if detector is None and identifier is not None:
+        # Without a pipeline the identifier uses detect_faces: BlazeFace with its defaults, crops cut at 0.25.
+        from .stages.detect import FaceDetector
+
+        detector, crop_margin = FaceDetector(), 0.25
     return {
         "schema": REPORT_SCHEMA,
         "kind": kind,
         "input": file_facts(input_path),
         "stages": stages_section(pipeline, stages, stage_results),
-        "detector": detector_section(detector, getattr(pipeline, "crop_margin", None)),
+        "detector": detector_section(detector, crop_margin),
         "thresholds": thresholds_section(identifier),
         "models": models_used(identifier, detector),
         "settings": dict(settings or {}),

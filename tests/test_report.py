@@ -280,3 +280,20 @@ def test_a_failed_write_is_a_clear_error_and_leaves_no_partial_files(two_faces, 
     assert str(tmp_path / "out") in str(info.value)
     assert not (tmp_path / "out" / "audit.json").exists() and not (tmp_path / "out" / "evidence.html").exists()
     assert not [p for p in (tmp_path / "out").rglob(".*.tmp")], "temporary files are removed"
+
+
+@pytest.mark.slow
+def test_report_without_a_pipeline_records_the_default_detector(identifier, tmp_path):
+    import pipeline
+    from pipeline.recognition import Identifier
+    from pipeline.report import report_for_matches, write_report
+
+    plain = Identifier(identifier.watchlist)  # no enhancement stages: raw crops only
+    path = FIXTURES / "person_a_3.jpg"
+    matches = plain.identify(pipeline.load_image(path))
+    report = report_for_matches(path, matches, plain)
+    a = report.audit
+    assert a["stages"] == [] and a["detector"]["method"] == "blazeface" and a["detector"]["crop_margin"] == 0.25
+    assert a["faces"][0]["decision"] == "match" and a["faces"][0]["crops"]["enhanced"] is None
+    page = write_report(report, tmp_path)["html"].read_text(encoding="utf-8")
+    assert [cls for cls, _ in data_uris(page)] == ["raw"]
