@@ -18,15 +18,16 @@ RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app
 
 COPY requirements.txt ./
+# The TENSORFLOW argument picks the CPU or the CUDA build; the versions are pinned in requirements.txt.
 RUN pip install "${TENSORFLOW}" -r requirements.txt
 
 COPY --chown=user:user . .
-USER user
+USER 1000
 # Fetch every published model at build time so the container starts offline.
 RUN python -m hub_utils download --all
 ENV HF_HUB_OFFLINE=1
 
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/', timeout=4)"
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/', timeout=4)"]
 CMD ["python", "app.py", "--host", "0.0.0.0", "--port", "7860"]
