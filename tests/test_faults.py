@@ -439,9 +439,6 @@ def test_watchlist_edits_on_a_broken_disk_lose_nothing_and_the_app_keeps_serving
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="app._user_errors turns only InputError/StageUnavailable/HubUtilsError into "
-                                       "messages; an OSError from the watchlist reaches the user as Gradio's generic "
-                                       "error (see the report to the lead)")
 @pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC], ids=["read-only", "disk-full"])
 def test_watchlist_edits_on_a_broken_disk_say_why(fresh, monkeypatch, code):
     message, *_ = _edit_on_broken_disk(fresh, monkeypatch, "/suspects_add", code)
@@ -498,9 +495,7 @@ def test_scan_outputs_on_a_full_disk(fresh, monkeypatch):
     assert faults.refused and message is not None
     assert set(Path(out_root).rglob("sightings.json")) == existing, "no half-written results"
     _still_serving(client)
-    if not (_is_clear(message) and "space" in message.lower()):
-        pytest.xfail("the scan worker catches only InputError/StageUnavailable: an OSError while writing outputs "
-                     f"reaches the user as {message!r} (see the report to the lead)")
+    assert _is_clear(message) and "space" in message.lower(), message
 
 
 def _multipart_head(boundary: str, name: str) -> bytes:
