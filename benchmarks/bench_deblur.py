@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -124,7 +125,9 @@ def main() -> None:
     print("held-out 512", s512, "\nheld-out 128", s128, flush=True)
     real = real_pair()
     print("real pair", real, flush=True)
+    load_before = os.getloadavg()[0]
     timings = speed()
+    load_after = os.getloadavg()[0]
     print(timings, flush=True)
     sheet(pairs512)
 
@@ -134,7 +137,8 @@ def main() -> None:
                 f"{s['restored_psnr']:.2f} / {s['restored_ssim']:.3f} | {s['psnr_gain']:+.2f} / {s['ssim_gain']:+.3f} | {met} |")
 
     lines = ["Script: `benchmarks/bench_deblur.py`. Command: `python -m benchmarks.bench_deblur`.",
-             f"Machine: {machine()} (CPU shared with other work while measured: timings are pessimistic).",
+             f"Machine: {machine()} (CPU shared with other work while measured: timings are pessimistic; "
+             f"1-minute load average {load_before:.1f} before and {load_after:.1f} after the speed runs, on 2 cores).",
              "Weights: `weights/deblurgan_v2_fpn_mobilenet.weights.h5` -- the DeblurGAN-v2 FPN-MobileNet generator at half "
              "width (FPN 64 / heads 32 channels, 1.65 M parameters), trained from scratch for 580 s in total (3,556 steps of "
              "32 crops of 128 px) on one H200 with an L1 + gradient loss and no adversarial term; settings in "

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -127,13 +128,16 @@ def main() -> None:
     args = parser.parse_args()
     sets = ["Set5"] if args.skip_set14 else ["Set5", "Set14"]
     base, ours, seconds = quality(sets)
+    load_before = os.getloadavg()[0]
     timings = speed()
+    load_after = os.getloadavg()[0]
     print(timings, flush=True)
     sheet()
 
     lines = ["Script: `benchmarks/bench_sr.py`. Command: `python -m benchmarks.bench_sr"
              + (" --skip-set14" if args.skip_set14 else "") + "`.",
-             f"Machine: {machine()} (CPU shared with other work while measured: timings are pessimistic).",
+             f"Machine: {machine()} (CPU shared with other work while measured: timings are pessimistic; "
+             f"1-minute load average {load_before:.1f} before and {load_after:.1f} after the speed runs, on 2 cores).",
              "Weights: `weights/srcnn_x{2,3,4}.weights.h5`, `weights/fsrcnn_x{2,3,4}.weights.h5`, trained on T91 only "
              "(5.5 min each on one H200, `pipeline/train/run_all_gpu.sh`; settings and training-time metrics in "
              "`weights/*.json`). Evaluated here through the product path `pipeline.super_resolve` (TensorFlow backend).",
