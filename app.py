@@ -34,6 +34,7 @@ _select_device_before_tensorflow_loads()
 
 import argparse
 import contextlib
+import errno
 import hmac
 import functools
 import shutil
@@ -104,6 +105,15 @@ def _load_image(path: str):
                                max_bytes=int(CONFIG.max_upload_mb * 2**20))
 
 
+def storage_message(exc: OSError) -> str:
+    """A message for people about a failed read or write on the server's disk."""
+    if exc.errno == errno.ENOSPC:
+        return "cannot save: the server's disk is full (no space left); nothing was changed"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "cannot save: the server's storage is read-only or not writable; nothing was changed"
+    return f"storage error on the server: {exc.strerror or exc}"
+
+
 def _user_errors(fn):
     """Turn errors people can cause into a message in the UI (the one place)."""
 
@@ -113,6 +123,8 @@ def _user_errors(fn):
             return fn(*args, **kwargs)
         except (InputError, StageUnavailable, hub_utils.HubUtilsError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
+        except OSError as exc:
+            raise gr.Error(storage_message(exc), print_exception=False) from None
 
     return wrapper
 
@@ -350,6 +362,8 @@ def _scan_video_steps(video: Any, stride: float, only_track: bool, toggle_values
                 state["result"] = result
             except (InputError, StageUnavailable) as exc:
                 state["error"] = str(exc)
+            except OSError as exc:
+                state["error"] = storage_message(exc)
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
