@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_load                 # 8 clients for 60 s, fuzz, faults, fault/fuzz tests
     python -m benchmarks.bench_load --clients 8 --seconds 60 --no-tests
+    python -m benchmarks.bench_load --seconds 120 --compare-env MALLOC_ARENA_MAX=2
 
 1. **Load**: the app runs in a subprocess exactly as deployed (``python
    app.py --port P --suspects DIR``, default limits).  One person is
@@ -63,13 +64,13 @@ def _free_port() -> int:
 class Server:
     """``python app.py`` in a subprocess, its log in a file, its memory read from /proc."""
 
-    def __init__(self, work: Path, extra_args: list[str]) -> None:
+    def __init__(self, work: Path, extra_args: list[str], extra_env: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.suspects = work / "suspects"
         self.log_path = work / "server.log"
         self._log = open(self.log_path, "w")
-        env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", TF_CPP_MIN_LOG_LEVEL="2")
+        env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", TF_CPP_MIN_LOG_LEVEL="2", **(extra_env or {}))
         self.proc = subprocess.Popen([sys.executable, "app.py", "--port", str(self.port), "--suspects",
                                       str(self.suspects), *extra_args], cwd=ROOT, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -385,7 +386,8 @@ def render(args, load: dict, fuzz: dict, faults: dict, tests: dict | None, serve
     hwm = max(rss, default=0)
     lines = [
         f"Script: `benchmarks/bench_load.py`. Command: `python -m benchmarks.bench_load --clients {args.clients} "
-        f"--seconds {args.seconds:g}{' --no-tests' if tests is None else ''}`.",
+        f"--seconds {args.seconds:g}{' --no-tests' if tests is None else ''}"
+        + "".join(f" --compare-env {e}" for e in args.compare_env) + "`.",
         f"Machine: {machine()}. The app ran as `python app.py --port P --suspects DIR` (default limits: "
         "2 jobs at once, 1 per user, queue of 16) on 127.0.0.1; the clients ran on the same 2 cores, and other "
         "work was running on this machine at the same time, so latencies are pessimistic.",
@@ -455,6 +457,31 @@ def render(args, load: dict, fuzz: dict, faults: dict, tests: dict | None, serve
     return "\n".join(lines)
 
 
+def _summary_row(label: str, load: dict, idle_rss: int) -> str:
+    records = load["records"]
+    c = Counter(r["outcome"] for r in records)
+    rss = [kib for _, kib in load["samples"]]
+    ok = {k: [r["seconds"] for r in records if r["kind"] == k and r["outcome"] == "ok"]
+          for k in ("detect", "scan_video")}
+    return (f"| {label} | {len(records)} | {c['ok']} | {c['busy']} | {c['error'] + c['wrong'] + c['no answer']} | "
+            f"{_pct(ok['detect'], 0.5):.1f} | {_pct(ok['scan_video'], 0.5):.1f} | {idle_rss / 1024:.0f} | "
+            + " / ".join(f"{statistics.mean(p) / 1024:.0f}" for p in _fifths(rss)) + f" | {max(rss, default=0) / 1024:.0f} |")
+
+
+def render_comparison(args, env: dict, first: tuple, second: tuple) -> str:
+    setting = " ".join(f"{k}={v}" for k, v in env.items())
+    lines = [f"### The load phase again with `{setting}` (a fresh server, same clients and duration)", "",
+             "The two runs were one after the other on the same machine; other work on it may differ between them.",
+             "", "| server | requests | ok | busy | other errors | detect p50 (s) | scan p50 (s) | idle RSS (MiB) | "
+             "mean RSS per fifth of the run (MiB) | peak RSS (MiB) |", "|---|---|---|---|---|---|---|---|---|---|",
+             _summary_row("as deployed", *first), _summary_row(setting, *second)]
+    errors = Counter(r["message"] for r in second[0]["records"] if r["outcome"] in ("error", "wrong", "no answer"))
+    if errors:
+        lines += ["", f"Errors other than the busy message with `{setting}`:", ""]
+        lines += [f"- {n} x `{m}`" for m, n in errors.most_common(5)]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
@@ -462,6 +489,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-tests", action="store_true", help="skip running the fault and fuzz tests")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing BENCHMARKS.md")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (server log, records.json)")
+    parser.add_argument("--compare-env", metavar="KEY=VALUE", action="append", default=[],
+                        help="after everything else, repeat the load phase on a fresh server with this environment "
+                             "(e.g. MALLOC_ARENA_MAX=2) and report both")
     parser.add_argument("app_args", nargs="*", help="extra arguments for app.py (after --)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench_load-"))
@@ -488,6 +518,19 @@ def main(argv: list[str] | None = None) -> None:
         tests = run_tests(work)
     markdown = "## Load, malformed inputs and faults\n\n" + render(args, load, fuzz, faults, tests, server, idle_rss,
                                                                      final_hwm, startup_s)
+    if args.compare_env:
+        env = dict(item.split("=", 1) for item in args.compare_env)
+        print(f"load again with {env} ...", flush=True)
+        other = Server(_mkdir(work / "compare"), args.app_args, env)
+        try:
+            client = other.wait_ready()
+            _enrol(client)
+            _serving(client)
+            other_idle = other.rss_kib()[0]
+            other_load = run_load(other, args.clients, args.seconds)
+        finally:
+            other.stop()
+        markdown += "\n\n" + render_comparison(args, env, (load, idle_rss), (other_load, other_idle))
     (work / "section.md").write_text(markdown)
     (work / "records.json").write_text(json.dumps(load["records"], indent=1))
     if args.no_write:
