@@ -14,8 +14,8 @@ detail; chroma is smooth).
 
 Weights are resolved once per process and the built models are cached; a lock
 makes the first load thread-safe.  Inference is ``model(x, training=False)``
-inside a compiled ``tf.function`` (XLA for SRCNN, on padded size buckets so a
-new crop size rarely recompiles).
+inside a compiled ``tf.function`` (XLA for SRCNN, on square tiles padded to
+multiples of 32 px, so at most 17 shapes are ever compiled).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ MAX_OUTPUT_PIXELS = 24_000_000
 TILE = 512
 """SRCNN runs on tiles of at most this many output pixels per side (bounded memory)."""
 _SRCNN_HALO = 8  # receptive-field radius of 9-5-5: (9 + 5 + 5 - 3) / 2
-_BUCKET = 16  # SRCNN inputs are padded up to multiples of this (fewer XLA compilations)
+_BUCKET = 32  # SRCNN tiles are padded to squares of a multiple of this: at most 17 XLA compilations
 
 WEIGHT_FILES = {f"srcnn-x{s}": f"srcnn_x{s}.weights.h5" for s in SCALES}
 WEIGHT_FILES.update({f"fsrcnn-x{s}": f"fsrcnn_x{s}.weights.h5" for s in SCALES})
@@ -151,8 +151,9 @@ def _srcnn_tiled(compiled: Callable[[np.ndarray], np.ndarray], up: np.ndarray) -
             tile = up[ty0:ty1, tx0:tx1]
             top, left = _SRCNN_HALO - (y0 - ty0), _SRCNN_HALO - (x0 - tx0)
             th, tw = tile.shape
-            want_h = _round_up(th + top + _SRCNN_HALO, _BUCKET)
-            want_w = _round_up(tw + left + _SRCNN_HALO, _BUCKET)
+            # Square buckets: face crops are near-square, and every new shape would
+            # cost an XLA compilation (~1 s) in the middle of a video.
+            want_h = want_w = _round_up(max(th + top, tw + left) + _SRCNN_HALO, _BUCKET)
             padded = np.pad(tile, ((top, want_h - th - top), (left, want_w - tw - left)), mode="reflect")
             result = compiled(padded[None, :, :, None])[0, :, :, 0]
             oy, ox = top + (y0 - ty0), left + (x0 - tx0)
