@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--batch", type=int, default=None)
         p.add_argument("--lr", type=float, default=None)
         p.add_argument("--seed", type=int, default=1234)
-        p.add_argument("--threads", type=int, default=2, help="data-producing threads")
+        p.add_argument("--threads", type=int, default=1,
+                       help="data-producing threads (1: bit-exact batch order for a seed; more: faster)")
         p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --work")
         p.add_argument("--checkpoint-every", type=float, default=60.0, help="seconds")
         p.add_argument("--no-eval", action="store_true", help="skip the evaluation at the end")

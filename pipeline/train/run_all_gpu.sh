@@ -20,10 +20,10 @@ python3 -c "import keras, numpy; print('keras', keras.__version__, 'backend', ke
 LIMIT=$((BUDGET + 180))
 common=(--seconds "$BUDGET" --data "$DATA" --out "$RES" --work "$RES/work" --checkpoint-every 45)
 for s in 3 2 4; do
-  timeout "$LIMIT" python3 -m pipeline.train srcnn --scale "$s" --batch 128 "${common[@]}" >"$RES/logs/srcnn_x$s.log" 2>&1 &
+  timeout "$LIMIT" python3 -m pipeline.train srcnn --scale "$s" --batch 128 --threads 2 "${common[@]}" >"$RES/logs/srcnn_x$s.log" 2>&1 &
 done
 for s in 4 3 2; do
-  timeout "$LIMIT" python3 -m pipeline.train fsrcnn --scale "$s" --batch 128 "${common[@]}" >"$RES/logs/fsrcnn_x$s.log" 2>&1 &
+  timeout "$LIMIT" python3 -m pipeline.train fsrcnn --scale "$s" --batch 128 --threads 2 "${common[@]}" >"$RES/logs/fsrcnn_x$s.log" 2>&1 &
 done
 timeout "$LIMIT" python3 -m pipeline.train deblur --batch 32 --threads 6 "${common[@]}" >"$RES/logs/deblur.log" 2>&1 &
 
