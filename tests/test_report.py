@@ -250,9 +250,9 @@ def test_example_video_report(identifier, tmp_path):
     from pipeline.report import report_for_scan, write_report
     from pipeline.video import scan_video
 
-    scan = scan_video(str(EXAMPLES / "arcade_clip.mp4"), identifier.pipeline, identifier, stages={"lowlight": False},
-                      stride=5)
-    report = report_for_scan(scan, identifier, pipeline=identifier.pipeline, stages={"lowlight": False})
+    all_off = {name: False for name in identifier.pipeline.stage_names}
+    scan = scan_video(str(EXAMPLES / "arcade_clip.mp4"), identifier.pipeline, identifier, stages=all_off, stride=5)
+    report = report_for_scan(scan, identifier, pipeline=identifier.pipeline, stages=all_off)
     assert report.audit["sightings"] and all(s["decision"] != "match" for s in report.audit["sightings"])
     assert all(s["crops"]["enhanced"] is None for s in report.audit["sightings"]), "no stage ran: raw only"
     paths = write_report(report, tmp_path)
