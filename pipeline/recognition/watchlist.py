@@ -67,6 +67,10 @@ PhotoSource = str | os.PathLike | tuple[str, bytes]
 
 _ROOT_LOCKS: dict[str, threading.RLock] = {}
 _ROOT_LOCKS_GUARD = threading.Lock()
+# (folder, backend, revision) -> (fingerprint, gallery): shared by every Watchlist
+# object on the same folder, so apps that load the watchlist per request do not
+# re-read every photo each time.
+_GALLERIES: dict[tuple[str, str, str], tuple[tuple, "Gallery"]] = {}
 
 
 def _root_lock(root: Path) -> threading.RLock:
@@ -338,7 +342,6 @@ class Watchlist:
         self.people: list[Person] = []
         self.problems: list[str] = []
         self._lock = _root_lock(self.root) if self.root.exists() else threading.RLock()
-        self._galleries: dict[tuple[str, str], tuple[tuple, Gallery]] = {}
 
     # -- loading -------------------------------------------------------------
     @classmethod
@@ -640,7 +643,8 @@ class Watchlist:
     def gallery(self, backend: str = DEFAULT_BACKEND) -> Gallery:
         """Embeddings of every usable photo of every active person.
 
-        Uses the per-photo cache; computes and stores what is missing (e.g.
+        Kept in memory per folder and model until a photo, name or status
+        changes.  Uses the per-photo cache on disk; computes and stores what is missing (e.g.
         photos dropped into a folder by hand, or after a model change).
         Photos that fail (no face, several faces, unreadable) are skipped and
         listed in ``problems``; a person left with no usable photo is not
@@ -649,9 +653,9 @@ class Watchlist:
         embedder = self._embedder(backend)
         with self._lock:
             self.reload()
-            key = (backend, embedder.revision)
+            key = (str(self.root.resolve()), backend, embedder.revision)
             fingerprint = self._fingerprint()
-            cached = self._galleries.get(key)
+            cached = _GALLERIES.get(key)
             if cached is not None and cached[0] == fingerprint:
                 return cached[1]
             rows, owners, photo_names, people, problems = [], [], [], [], []
@@ -669,7 +673,7 @@ class Watchlist:
             embeddings = np.array(rows, np.float32).reshape(len(rows), embedder.dim)
             gallery = Gallery(backend, embedder.revision, embeddings, np.array(owners, np.int64),
                               photo_names, people, problems)
-            self._galleries[key] = (fingerprint, gallery)
+            _GALLERIES[key] = (fingerprint, gallery)
             return gallery
 
     def _person_embeddings(self, person: Person, embedder: Embedder, problems: list[str]
