@@ -226,3 +226,20 @@ def test_dlib_weight_file_parser_refuses_other_files(tmp_path):
     other.write_bytes(b"\x01\x05con_4\x01\x03" + b"\x00" * 64)
     with pytest.raises(DlibFormatError):
         read_weights(other)
+
+
+def test_corrupt_dlib_model_file_is_a_clear_error(tmp_path, monkeypatch):
+    source = embedders._face_recognition_models_dir()
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "shape_predictor_5_face_landmarks.dat").write_bytes(
+        (source / "shape_predictor_5_face_landmarks.dat").read_bytes())
+    (models / "dlib_face_recognition_resnet_model_v1.dat").write_bytes(
+        (source / "dlib_face_recognition_resnet_model_v1.dat").read_bytes()[:100_000])
+    monkeypatch.setattr(embedders, "_face_recognition_models_dir", lambda: models)
+    embedders._dlib_models_cached.cache_clear()
+    try:
+        with pytest.raises(StageUnavailable, match="reinstall face_recognition_models"):
+            embedders.DlibEmbedder(runtime="dlib")
+    finally:
+        embedders._dlib_models_cached.cache_clear()  # later tests load the real files again

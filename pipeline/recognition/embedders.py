@@ -125,8 +125,14 @@ def _dlib_models_cached() -> _DlibModels:
         if not path.is_file():
             raise StageUnavailable("embed", f"dlib model file missing: {path}")
     revision = f"dlib-resnet-v1@{_sha256_file(net_path)[:12]}+{ALIGNMENT_VERSION}"
-    return _DlibModels(dlib.shape_predictor(str(sp_path)), dlib.face_recognition_model_v1(str(net_path)),
-                       revision, threading.Lock())
+    try:
+        shape_predictor = dlib.shape_predictor(str(sp_path))
+        recogniser = dlib.face_recognition_model_v1(str(net_path))
+    except Exception as exc:  # dlib raises RuntimeError (or worse) on a truncated or corrupt file
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise StageUnavailable("embed", f"cannot load dlib's model files in {folder} ({first}); "
+                                        "reinstall face_recognition_models") from None
+    return _DlibModels(shape_predictor, recogniser, revision, threading.Lock())
 
 
 def _dlib_models() -> _DlibModels:
