@@ -11,8 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     GRADIO_ANALYTICS_ENABLED=False \
-    HF_HUB_DISABLE_TELEMETRY=1
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    MALLOC_ARENA_MAX=2
 
+# MALLOC_ARENA_MAX=2: without it the server's memory kept growing under load (BENCHMARKS.md, load).
 # Spaces run containers as uid 1000.
 RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app

@@ -135,6 +135,12 @@ def _file_path(file: Any, what: str = "image") -> str:
     return file if isinstance(file, str) else getattr(file, "name", str(file))
 
 
+# Handlers take one explicit argument per stage (Gradio injects gr.Request only into fixed
+# signatures, not after *args); this check fails loudly when the registry changes.
+STAGE_ARGS = ("lowlight", "deblur", "superres")
+assert tuple(PIPELINE.stage_names) == STAGE_ARGS, f"update the handlers' stage arguments: {PIPELINE.stage_names}"
+
+
 def _toggles(values: list[str]) -> dict[str, Any]:
     return {info.name: TOGGLE_VALUES.get(v, "auto") for info, v in zip(PIPELINE.describe(), values)}
 
@@ -177,14 +183,14 @@ def _stage_table(stages) -> str:
 
 
 @_user_errors
-def analyse(image: str, method: str, threshold: float, min_face: float, *toggle_values: str,
-            request: gr.Request = None):
+def analyse(image: str, method: str, threshold: float, min_face: float, lowlight: str = "auto",
+            deblur: str = "auto", superres: str = "auto", request: gr.Request = None):
     """Run the whole pipeline (stages as toggled) and lay out the evidence."""
     with _user_slot(request):
         rgb = _load_image(_file_path(image))
         run = Pipeline(stages=PIPELINE.stages,
                        detector=pipeline.FaceDetector(method, score_threshold=threshold, min_face_px=min_face))
-        result = run.run(rgb, enabled=_toggles(list(toggle_values)))
+        result = run.run(rgb, enabled=_toggles([lowlight, deblur, superres]))
     raw_gallery = [(crop, f"face {i + 1} · raw · score {f.score:.2f}")
                    for i, (crop, f) in enumerate(zip(result.raw_crops, result.faces))]
     enhanced_fired = any(s.fired for s in result.stages if s.target == "crop")
@@ -199,12 +205,13 @@ def analyse(image: str, method: str, threshold: float, min_face: float, *toggle_
 
 # ------------------------------------------------------------------ identify tab
 @_user_errors
-def identify(image: str, threshold: float = 0.0, *toggle_values: str, request: gr.Request = None):
+def identify(image: str, threshold: float = 0.0, lowlight: str = "auto", deblur: str = "off", superres: str = "off",
+             request: gr.Request = None):
     """Match every face in an image against the watchlist (raw and enhanced crops)."""
     with _user_slot(request):
         rgb = _load_image(_file_path(image))
         identifier = _identifier(threshold)
-        identifier.stages = _toggles(list(toggle_values)) if toggle_values else {"lowlight": "auto"}
+        identifier.stages = _toggles([lowlight, deblur, superres])
         matches = identifier.identify(rgb)
     labels = [m.label() for m in matches]
     annotated = pipeline.annotate.draw_faces(rgb, [m.face for m in matches], labels)
@@ -327,15 +334,15 @@ def _purge_old_outputs() -> None:
             pass
 
 
-def scan_video_ui(video: Any, stride: float = 1, only_track: bool = False, *toggle_values: str,
-                  request: gr.Request = None):
+def scan_video_ui(video: Any, stride: float = 1, only_track: bool = False, lowlight: str = "auto",
+                  deblur: str = "auto", superres: str = "auto", request: gr.Request = None):
     """Scan a video: annotated H.264 video, sightings gallery, timeline and CSV/JSON downloads.
 
     A generator so that the Cancel button can stop it between progress updates.
     """
     try:
         with _user_slot(request):
-            yield from _scan_video_steps(video, stride, only_track, toggle_values)
+            yield from _scan_video_steps(video, stride, only_track, [lowlight, deblur, superres])
     except (InputError, StageUnavailable) as exc:
         raise gr.Error(str(exc), print_exception=False) from None
 
@@ -641,7 +648,7 @@ def launch(demo: gr.Blocks, settings: config.Settings, **kwargs: Any) -> Any:
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     credentials = settings.credentials()
     return demo.launch(
-        server_name=settings.host, server_port=settings.port, share=settings.share, show_error=True,
+        server_name=settings.host, server_port=settings.port, share=settings.share, show_error=False,
         auth=credentials or None, max_file_size=int(settings.max_upload_mb * 2**20),
         blocked_paths=[str(Path(settings.suspects).resolve())], **kwargs)
 

@@ -19,6 +19,9 @@ from .errors import InputError, StageUnavailable
 from .io import load_image
 from .stages.detect import FaceDetector, detect_faces
 from .stages.lowlight import enhance_low_light, is_dark
+from .stages.superres import super_resolve, super_resolve_many
+from .stages.deblur import deblur, deblur_many
+from .recognition import Identifier, Match, Watchlist, embed_faces, identify
 from .types import Face, Result, StageResult
 
 __version__ = "0.1.0"
@@ -34,7 +37,16 @@ __all__ = [
     "StageSpec",
     "StageUnavailable",
     "__version__",
+    "Identifier",
+    "Match",
+    "Watchlist",
+    "deblur",
+    "deblur_many",
     "detect_faces",
+    "embed_faces",
+    "identify",
+    "super_resolve",
+    "super_resolve_many",
     "enhance_low_light",
     "is_dark",
     "load_image",

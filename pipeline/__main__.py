@@ -179,6 +179,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
             continue
         for warning in result.warnings:
             print(f"warning: {video.name}: {warning}", file=sys.stderr)
+        if args.report:
+            from .report import report_for_scan, write_report
+
+            report_dir = Path(args.report) / video.stem if len(videos) > 1 else Path(args.report)
+            report = report_for_scan(result, recogniser, pipeline=pipeline, stages=toggles,
+                                     settings={"stride": args.stride})
+            print(f"  evidence report: {write_report(report, report_dir)['html']}")
         matches = [s for s in result.sightings if s.decision == "match"]
         print(f"{video}: {len(result.sightings)} sighting(s), {len(matches)} match(es) -> {paths['json']}")
         for s in matches:
@@ -226,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=1, help="process every N-th frame (default: 1)")
     p.add_argument("--max-minutes", type=float, default=180, help="refuse longer videos (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--report", metavar="DIR",
+                   help="also write the evidence report (audit.json, evidence.html) into DIR")
     p.set_defaults(func=cmd_scan)
 
     from .recognition.cli import add_commands as add_recognition_commands

@@ -189,3 +189,15 @@ def test_one_job_per_user_at_a_time():
                 pass
     with app._user_slot(request):  # released again
         pass
+
+
+def test_one_users_job_does_not_make_another_user_busy(client, group_jpg):
+    other = Client(client.src, verbose=False)
+    job = client.submit(handle_file(str(EXAMPLES / "arcade_clip.mp4")), 1, True, "off", "off", "off",
+                        api_name="/scan_video")
+    # Each client is its own browser session: its jobs count against its own limit only.
+    for _ in range(2):
+        outputs = other.predict(handle_file(str(group_jpg)), "blazeface", 0.35, 24, "off", "off", "off",
+                                api_name="/analyse")
+        assert len(outputs[-1]["faces"]) == 6
+    assert job.result(timeout=300)[-1]["frames_processed"] == 50

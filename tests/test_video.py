@@ -192,8 +192,12 @@ def test_live_session_drops_frames_while_busy():
 def test_cli_scan_writes_the_same_outputs(tmp_path, capsys):
     from pipeline.__main__ import main
 
-    assert main(["scan", str(CLIP), "--out", str(tmp_path), "--suspects", "", "--quiet", "--stride", "2"]) == 0
-    assert "sighting(s)" in capsys.readouterr().out
+    assert main(["scan", str(CLIP), "--out", str(tmp_path), "--suspects", "", "--quiet", "--stride", "2",
+                 "--report", str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+    assert "sighting(s)" in out and "evidence report" in out
+    audit = json.loads((tmp_path / "report" / "audit.json").read_text())
+    assert audit and (tmp_path / "report" / "evidence.html").stat().st_size > 1000
     assert {p.name for p in tmp_path.iterdir()} >= {"annotated.mp4", "sightings.json", "sightings.csv", "timeline.png"}
     assert json.loads((tmp_path / "sightings.json").read_text())["frames_processed"] == 25
 
