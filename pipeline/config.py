@@ -41,7 +41,7 @@ OPTIONS: dict[str, Option] = {
     "concurrency": Option("--concurrency", "CCTV_CONCURRENCY", 2, "jobs run at once (all users together)", int),
     "per_user_jobs": Option("--per-user-jobs", "CCTV_PER_USER_JOBS", 1, "jobs one user (browser session) may run at once; more get the busy message", int),
     "queue_size": Option("--queue-size", "CCTV_QUEUE_SIZE", 16, "jobs waiting at most; more get the busy message", int),
-    "detect_threshold": Option("--detect-threshold", "CCTV_DETECT_THRESHOLD", 0.35, "face detector score threshold (0..1)", float),
+    "detect_threshold": Option("--detect-threshold", "CCTV_DETECT_THRESHOLD", 0.32, "face detector score threshold (0..1)", float),
     "match_threshold": Option("--match-threshold", "CCTV_MATCH_THRESHOLD", 0.0, "recogniser distance threshold; 0: the backend's calibrated default", float),
     "stages": Option("--stages", "CCTV_STAGES", "", "default stage toggles, e.g. 'lowlight=auto,deblur=off,superres=on'"),
     "device": Option("--device", "CCTV_DEVICE", "auto", "where TensorFlow models run: auto (GPU when present), cpu or gpu"),
@@ -66,7 +66,7 @@ class Settings:
     concurrency: int = 2
     per_user_jobs: int = 1
     queue_size: int = 16
-    detect_threshold: float = 0.35
+    detect_threshold: float = 0.32
     match_threshold: float = 0.0
     stages: str = ""
     device: str = "auto"
