@@ -455,13 +455,15 @@ def _status_markdown() -> str:
 _RESOLVER = None
 
 
-def _stage_toggles() -> list[gr.Radio]:
+def _stage_toggles(video: bool = False) -> list[gr.Radio]:
+    """One off/auto/on radio per stage; for video, crop stages start off (see video_default_toggles)."""
     toggles = []
     with gr.Group():
         gr.Markdown("**Enhancement stages**")
         for info in PIPELINE.describe():
             toggles.append(gr.Radio(
-                TOGGLE_CHOICES, value=_default_toggle(info), label=info.label,
+                TOGGLE_CHOICES, value="off" if video and info.target == "crop" else _default_toggle(info),
+                label=info.label,
                 info=info.description if info.ready else f"Unavailable: {info.reason}",
                 interactive=info.ready))
     return toggles
@@ -564,7 +566,7 @@ def build_app() -> gr.Blocks:
                         gr.Examples(VIDEO_EXAMPLES, inputs=[video_in], label="Examples")
                     stride = gr.Slider(1, 10, value=1, step=1, label="Process every N-th frame")
                     only_track = gr.Checkbox(label="Only track faces (no watchlist matching)")
-                    video_toggles = _stage_toggles()
+                    video_toggles = _stage_toggles(video=True)
                     with gr.Row():
                         scan_btn = gr.Button("Scan", variant="primary")
                         cancel_btn = gr.Button("Cancel")

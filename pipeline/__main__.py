@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="watchlist folder (default: %(default)s/; pass '' to only track faces)")
     p.add_argument("--backend", default="dlib", help="face embedding model (default: %(default)s)")
     p.add_argument("--stages", default="auto", metavar="LIST",
-                   help="'auto' (default: each stage decides), 'none', or comma-separated stages to switch on")
+                   help="'auto' (default: frame stages decide, crop stages off -- they cost much and did not help "
+                        "recognition in our benchmark), 'none', or comma-separated stages to switch on")
     p.add_argument("--stride", type=int, default=1, help="process every N-th frame (default: 1)")
     p.add_argument("--max-minutes", type=float, default=180, help="refuse longer videos (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress display")

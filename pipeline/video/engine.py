@@ -167,13 +167,23 @@ def _quality_proxy(face: Face) -> float:
     return float(min(face.width, face.height) * face.score)
 
 
+def video_default_toggles(pipeline: Pipeline) -> dict[str, Toggle]:
+    """Default stages for video: frame stages in auto mode, crop stages off.
+
+    Crop enhancement costs tens to hundreds of ms per face on a CPU and, in
+    ``benchmarks/bench_recognition.py``, never made recognition better than
+    the raw crop; switch it on explicitly (``--stages``) for review.
+    """
+    return {s.name: ("auto" if s.target == "frame" else False) for s in pipeline.stages}
+
+
 class VideoEngine:
     """Stateful per-stream processor.  Not thread-safe: one engine per stream.
 
     Args:
         pipeline: detector and enhancement stages.
         recogniser: matches faces against the watchlist; ``None`` tracks faces only.
-        stages: toggles for the pipeline's stages.
+        stages: toggles for the pipeline's stages; ``None``: :func:`video_default_toggles`.
         max_recognitions: recognitions per track at most.
         improve_factor: a face is recognised again when its quality proxy
             beats the best recognised one by this factor.
@@ -187,7 +197,7 @@ class VideoEngine:
                  stride: int = 1) -> None:
         self.pipeline = pipeline
         self.recogniser = recogniser
-        self.toggles = pipeline.parse_toggles(stages)
+        self.toggles = pipeline.parse_toggles(stages if stages is not None else video_default_toggles(pipeline))
         self.max_recognitions = max_recognitions
         self.improve_factor = improve_factor
         self.merge_gap_s = merge_gap_s
