@@ -248,8 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the chosen handler, and turn user errors into one line and an exit code."""
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except InputError as exc:
@@ -258,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StageUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

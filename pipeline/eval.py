@@ -22,9 +22,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import InputError, StageUnavailable
+from .errors import InputError
 
-EXIT_INPUT_ERROR = 2
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
@@ -126,15 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except StageUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+    from .__main__ import run_cli  # the CLI's one place for user errors and exit codes
+
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import zlib
 from pathlib import Path
@@ -17,6 +18,13 @@ EXAMPLES = ROOT / "examples"
 
 # Faces in examples/group.jpg (1200 x 630): centres of the six faces, checked by eye.
 GROUP_FACE_CENTRES = [(759, 523), (594, 104), (468, 188), (896, 499), (657, 252), (263, 305)]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

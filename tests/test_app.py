@@ -1,19 +1,13 @@
 """The Blocks app started in-process and called through gradio_client, like a user's script."""
 
-import socket
 
 import pytest
 from gradio_client import Client, handle_file
 
-from conftest import EXAMPLES, GROUP_FACE_CENTRES, ROOT
+from conftest import free_port, EXAMPLES, GROUP_FACE_CENTRES, ROOT
 
 pytestmark = pytest.mark.slow
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 FIXTURES = ROOT / "tests" / "fixtures" / "faces"
@@ -27,7 +21,7 @@ def client(tmp_path_factory):
     app._watchlist.cache_clear()
     demo = app.build_app()
     demo.queue()
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield Client(f"http://127.0.0.1:{port}/", verbose=False)
@@ -121,7 +115,7 @@ def start_app(tmp_path):
     demos = []
 
     def start(**settings):
-        for key, value in {"suspects": str(tmp_path / "suspects"), "port": _free_port(), **settings}.items():
+        for key, value in {"suspects": str(tmp_path / "suspects"), "port": free_port(), **settings}.items():
             setattr(app.CONFIG, key, value)
         app._watchlist.cache_clear()
         demo = app.build_app()

@@ -5,14 +5,13 @@ from a Y4M clip of an enrolled person, made here from a shipped fixture photo.
 """
 
 import shutil
-import socket
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from conftest import free_port, EXAMPLES, ROOT
 
 pytestmark = pytest.mark.slow
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed (CI installs it)")
@@ -24,11 +23,6 @@ FIXTURES = ROOT / "tests" / "fixtures" / "faces"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
@@ -56,7 +50,7 @@ def app_url(tmp_path_factory):
     app._watchlist.cache_clear()
     demo = app.build_app()
     demo.queue()
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from conftest import free_port, EXAMPLES, ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "faces"
 GENERIC = "has not enabled verbose error reporting"
@@ -349,11 +349,6 @@ def test_a_corrupted_package_model_is_a_clear_error(tmp_path, which):
 
 
 # ------------------------------------------------------------------ through the app
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def served(enrolled, tmp_path_factory):
@@ -368,7 +363,7 @@ def served(enrolled, tmp_path_factory):
     app._watchlist.cache_clear()
     demo = app.build_app()
     demo.queue()
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield Client(f"http://127.0.0.1:{port}/", verbose=False), port, root

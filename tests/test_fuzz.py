@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import struct
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import EXAMPLES, ROOT, png_bytes_declaring
+from conftest import free_port, EXAMPLES, ROOT, png_bytes_declaring
 
 FIXTURES = ROOT / "tests" / "fixtures" / "faces"
 SEED = 20240917
@@ -302,11 +301,6 @@ def test_malformed_videos_are_refused_with_clear_errors_in_a_separate_process(tm
 
 
 # ------------------------------------------------------------------ through the app's API
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
@@ -318,7 +312,7 @@ def client(tmp_path_factory):
     app._watchlist.cache_clear()
     demo = app.build_app()
     demo.queue()
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield Client(f"http://127.0.0.1:{port}/", verbose=False)
