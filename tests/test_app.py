@@ -4,7 +4,7 @@
 import pytest
 from gradio_client import Client, handle_file
 
-from conftest import free_port, EXAMPLES, GROUP_FACE_CENTRES, ROOT
+from conftest import free_port, running_app, EXAMPLES, GROUP_FACE_CENTRES, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -15,18 +15,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "faces"
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    import app
-
-    app.CONFIG.suspects = tmp_path_factory.mktemp("suspects")
-    app._watchlist.cache_clear()
-    demo = app.build_app()
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    finally:
-        demo.close()
+    with running_app(tmp_path_factory.mktemp("suspects")) as url:
+        yield Client(url, verbose=False)
 
 
 def test_detect_endpoint_needs_only_an_image(client, group_jpg):

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import free_port, EXAMPLES, ROOT, png_bytes_declaring
+from conftest import running_app, EXAMPLES, ROOT, png_bytes_declaring
 
 FIXTURES = ROOT / "tests" / "fixtures" / "faces"
 SEED = 20240917
@@ -306,18 +306,8 @@ def test_malformed_videos_are_refused_with_clear_errors_in_a_separate_process(tm
 def client(tmp_path_factory):
     from gradio_client import Client
 
-    import app
-
-    app.CONFIG.suspects = tmp_path_factory.mktemp("suspects")
-    app._watchlist.cache_clear()
-    demo = app.build_app()
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    finally:
-        demo.close()
+    with running_app(tmp_path_factory.mktemp("suspects")) as url:
+        yield Client(url, verbose=False)
 
 
 GENERIC = "has not enabled verbose error reporting"
