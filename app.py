@@ -48,7 +48,7 @@ import gradio as gr
 
 import hub_utils
 import pipeline
-from pipeline import InputError, Pipeline, StageUnavailable, config
+from pipeline import InputError, Pipeline, StageUnavailable, config, report
 from pipeline.recognition import Identifier, Watchlist
 from pipeline.stages.detect import DEFAULT_SCORE_THRESHOLD, METHODS
 from pipeline.video import LiveSession, VideoEngine, scan_video, write_scan_outputs
@@ -65,6 +65,9 @@ BACKEND = "dlib"
 STREAM_EVERY_S = 0.1
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "cctv-face-pipeline"
 BUSY = "Busy: you already have a job running here; wait for it to finish (or cancel it) and try again."
+NO_RESULT = "no result to report yet: run {what} first, then press 'Evidence report' (it describes that result)"
+OUTPUT_KINDS = ("scan", "out", "report")
+"""Prefixes of the per-request folders under OUTPUT_ROOT (all purged after the retention period)."""
 
 CONFIG = config.Settings(suspects=str(ROOT / "suspects"))
 PIPELINE = Pipeline.default()
@@ -135,6 +138,39 @@ def _file_path(file: Any, what: str = "image") -> str:
     return file if isinstance(file, str) else getattr(file, "name", str(file))
 
 
+def _request_folder(kind: str = "out") -> Path:
+    """A new folder under OUTPUT_ROOT for one request's files (old ones are purged first)."""
+    _purge_old_outputs()
+    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=OUTPUT_ROOT))
+
+
+class _Outputs:
+    """Images of one request written as PNG files with unique names, handed to Gradio as paths.
+
+    Why not numpy arrays: Gradio stores an array output under a name made from its content hash and
+    rewrites that file in place each time, so two requests with the same picture (the same image
+    analysed twice) truncate the file while the first answer is still being downloaded ("peer closed
+    connection without sending complete message body").  A file path is copied into Gradio's cache
+    under a temporary name and renamed, or reused as it is: never rewritten while being sent.
+    """
+
+    def __init__(self) -> None:
+        self._folder: Path | None = None
+        self._count = 0
+
+    def png(self, rgb: Any, stem: str) -> str:
+        if self._folder is None:
+            self._folder = _request_folder("out")
+        self._count += 1
+        path = self._folder / f"{self._count:03d}-{stem}.png"
+        path.write_bytes(pipeline.io.encode_png(rgb))
+        return str(path)
+
+    def gallery(self, items: list[tuple[Any, str]], stem: str) -> list[tuple[str, str]]:
+        return [(self.png(rgb, stem), caption) for rgb, caption in items]
+
+
 # Handlers take one explicit argument per stage (Gradio injects gr.Request only into fixed
 # signatures, not after *args); this check fails loudly when the registry changes.
 STAGE_ARGS = ("lowlight", "deblur", "superres")
@@ -171,7 +207,7 @@ def detect(image: str, method: str = "blazeface", threshold: float = DEFAULT_SCO
         rgb = _load_image(_file_path(image))
         detector = pipeline.FaceDetector(method, score_threshold=threshold, min_face_px=min_face)
         faces = detector(rgb)
-    annotated = pipeline.annotate.draw_faces(rgb, faces)
+    annotated = _Outputs().png(pipeline.annotate.draw_faces(rgb, faces), "annotated")
     return annotated, {"width": rgb.shape[1], "height": rgb.shape[0], "faces": [f.to_dict() for f in faces]}
 
 
@@ -197,10 +233,13 @@ def analyse(image: str, method: str, threshold: float, min_face: float, lowlight
     enhanced_gallery = ([(crop, f"face {i + 1} · {ENHANCED_NOTE}") for i, crop in enumerate(result.enhanced_crops)]
                         if enhanced_fired else [])
     frame_fired = result.frame is not result.raw  # a frame stage changed what the detector saw
-    enhanced_frame = gr.Image(value=result.frame if frame_fired else None, visible=frame_fired)
+    out = _Outputs()
+    enhanced_frame = gr.Image(value=out.png(result.frame, "enhanced-frame") if frame_fired else None,
+                              visible=frame_fired)
     summary = (f"**{len(result.faces)} face(s)** in {result.timings['total'] * 1000:.0f} ms\n\n"
                + _stage_table(result.stages))
-    return result.annotated, enhanced_frame, raw_gallery, enhanced_gallery, summary, result.to_dict()
+    return (out.png(result.annotated, "annotated"), enhanced_frame, out.gallery(raw_gallery, "raw"),
+            out.gallery(enhanced_gallery, "AI-enhanced"), summary, result.to_dict())
 
 
 # ------------------------------------------------------------------ identify tab
@@ -209,10 +248,11 @@ def identify(image: str, threshold: float = 0.0, lowlight: str = "auto", deblur:
              request: gr.Request = None):
     """Match every face in an image against the watchlist (raw and enhanced crops)."""
     with _user_slot(request):
-        rgb = _load_image(_file_path(image))
+        path = _file_path(image)
+        rgb = _load_image(path)
         identifier = _identifier(threshold)
         identifier.stages = _toggles([lowlight, deblur, superres])
-        matches = identifier.identify(rgb)
+        matches, stage_results = report.identify_with_stages(identifier, rgb)
     labels = [m.label() for m in matches]
     annotated = pipeline.annotate.draw_faces(rgb, [m.face for m in matches], labels)
     raw = [(m.raw_crop, f"face {i + 1} · raw · {m.label()}") for i, m in enumerate(matches) if m.raw_crop is not None]
@@ -226,7 +266,33 @@ def identify(image: str, threshold: float = 0.0, lowlight: str = "auto", deblur:
                      f"{m.quality.score:.2f} | {m.reason} |")
     header = (f"**{len(matches)} face(s)** · backend `{identifier.backend}` revision `{identifier.embedder.revision}`"
               f" · {len(_watchlist())} on the watchlist\n\n")
-    return annotated, raw, enhanced, header + "\n".join(lines), [m.to_dict() for m in matches]
+    # The report button describes exactly this result: the matches (with their crops) and settings are kept
+    # in the session, not recomputed (the watchlist may have changed since).
+    source = functools.partial(report.report_for_matches, path, matches, identifier, stages=identifier.stages,
+                               stage_results=stage_results, settings={"endpoint": "identify",
+                                                                      "threshold_requested": float(threshold or 0)})
+    out = _Outputs()
+    return (out.png(annotated, "annotated"), out.gallery(raw, "raw"), out.gallery(enhanced, "AI-enhanced"),
+            header + "\n".join(lines), [m.to_dict() for m in matches], source)
+
+
+def _report_zip(source: Any, what: str) -> str:
+    """Build the report kept for the result on screen and write it as a zip under OUTPUT_ROOT."""
+    if not callable(source):
+        raise InputError(NO_RESULT.format(what=what))
+    return str(report.write_report_zip(source(), _request_folder("report")))
+
+
+@_user_errors
+def identify_report(source: Any) -> str:
+    """Evidence report of the identification shown: a zip of audit.json, evidence.html and the crops."""
+    return _report_zip(source, "Identify")
+
+
+@_user_errors
+def scan_report(source: Any) -> str:
+    """Evidence report of the video scan shown: a zip of audit.json, evidence.html and the crops."""
+    return _report_zip(source, "a video scan")
 
 
 # ------------------------------------------------------------------ watchlist tab
@@ -284,7 +350,20 @@ def suspects_remove_photo(who: str, photo: str, token: str = "",
                           request: gr.Request = None) -> tuple[str, list[list[Any]]]:
     """Delete one photo of a person."""
     _check_can_edit(request, token)
-    person = _watchlist().remove_photo(who, photo)
+    wl = _watchlist()
+    try:
+        person = wl.remove_photo(who, photo)
+    except OSError as exc:
+        # A full disk still allows deletions: the photo can be gone although its record (suspect.json) could
+        # not be rewritten.  The photos in the folder are the truth, so say what really happened.
+        wl.reload()
+        person = wl.find(who)
+        name = Path(str(photo)).name
+        if person is None or name in person.photos:
+            raise
+        return (f"Removed {name} from **{person.name}**: the photo is deleted and no longer used for matching. "
+                f"The person's record (last-updated time) could not be rewritten: "
+                f"{storage_message(exc).split('; ')[0].removeprefix('cannot save: ')}.", _people_table())
     return f"Removed {photo} from **{person.name}**.", _people_table()
 
 
@@ -305,7 +384,7 @@ def suspects_show(who: str) -> tuple[list[tuple[str, str]], dict]:
     wl = _watchlist()
     person = wl.get(who)
     # Pixels, not paths: the watchlist folder is never served as files.
-    photos = [(_load_image(str(person.folder / p)), p) for p in person.photos]
+    photos = _Outputs().gallery([(_load_image(str(person.folder / p)), p) for p in person.photos], "photo")
     return photos, person.to_dict()
 
 
@@ -326,7 +405,7 @@ def _sighting_gallery(sightings) -> list[tuple[Any, str]]:
 def _purge_old_outputs() -> None:
     """Delete result folders older than the retention period (privacy: nothing is kept for ever)."""
     cutoff = time.time() - CONFIG.retention_hours * 3600
-    for folder in OUTPUT_ROOT.glob("scan-*"):
+    for folder in (f for kind in OUTPUT_KINDS for f in OUTPUT_ROOT.glob(f"{kind}-*")):
         try:
             if folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -345,6 +424,8 @@ def scan_video_ui(video: Any, stride: float = 1, only_track: bool = False, lowli
             yield from _scan_video_steps(video, stride, only_track, [lowlight, deblur, superres])
     except (InputError, StageUnavailable) as exc:
         raise gr.Error(str(exc), print_exception=False) from None
+    except OSError as exc:
+        raise gr.Error(storage_message(exc), print_exception=False) from None
 
 
 def _scan_video_steps(video: Any, stride: float, only_track: bool, toggle_values):
@@ -362,11 +443,9 @@ def _scan_video_steps(video: Any, stride: float, only_track: bool, toggle_values
                 result = scan_video(path, PIPELINE, recogniser, stages=_toggles(list(toggle_values)) or None,
                                     stride=max(1, int(stride)), max_duration_s=CONFIG.max_video_minutes * 60,
                                     progress=progress, cancel=cancel)
-                _purge_old_outputs()
-                OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
-                out_dir = Path(tempfile.mkdtemp(prefix="scan-", dir=OUTPUT_ROOT))
+                out_dir = _request_folder("scan")
                 state["paths"] = write_scan_outputs(result, out_dir)
-                state["result"] = result
+                state["result"], state["recogniser"] = result, recogniser
             except (InputError, StageUnavailable) as exc:
                 state["error"] = str(exc)
             except OSError as exc:
@@ -381,7 +460,7 @@ def _scan_video_steps(video: Any, stride: float, only_track: bool, toggle_values
                 fps = done / state["elapsed"] if state.get("elapsed") else 0.0
                 eta = (total - done) / fps if fps > 0 else 0.0
                 yield (gr.skip(), gr.skip(), gr.skip(), gr.skip(),
-                       f"Scanning: {done}/{total} frames · {fps:.1f} fps · ETA {eta:.0f} s", gr.skip())
+                       f"Scanning: {done}/{total} frames · {fps:.1f} fps · ETA {eta:.0f} s", gr.skip(), gr.skip())
         finally:
             cancel.set()  # also reached when the user presses Cancel (the generator is closed)
         if "error" in state:
@@ -392,9 +471,14 @@ def _scan_video_steps(video: Any, stride: float, only_track: bool, toggle_values
                    f"{result.frames_processed} frames in {result.seconds:.1f} s")
         if result.warnings:
             summary += "\n\n" + "\n".join(f"- {w}" for w in result.warnings)
-        yield (str(paths["video"]) if "video" in paths else None, _sighting_gallery(result.sightings),
+        toggles = _toggles(list(toggle_values)) or None
+        source = functools.partial(report.report_for_scan, result, state["recogniser"], pipeline=PIPELINE,
+                                   stages=toggles, settings={"endpoint": "scan_video", "stride": max(1, int(stride)),
+                                                             "only_track": bool(only_track)})
+        yield (str(paths["video"]) if "video" in paths else None,
+               _Outputs().gallery(_sighting_gallery(result.sightings), "sighting"),
                str(paths["timeline"]), [str(paths["csv"]), str(paths["json"])], summary,
-               result.to_dict())
+               result.to_dict(), source)
 
 
 # ------------------------------------------------------------------ webcam tab
@@ -519,8 +603,13 @@ def build_app() -> gr.Blocks:
                     id_enh = gr.Gallery(label=f"Face crops ({ENHANCED_NOTE})", columns=6, height=260, object_fit="contain")
                     id_table = gr.Markdown()
                     id_json = gr.JSON(label="Matches (JSON)")
+                    id_report_btn = gr.Button("Evidence report")
+                    id_report = gr.File(label="Evidence report (zip: audit.json, evidence.html, crops)",
+                                        interactive=False)
+            id_source = gr.State(None, time_to_live=retention_s)
             id_btn.click(identify, [id_image, id_threshold, *id_toggles],
-                         [id_annotated, id_raw, id_enh, id_table, id_json], api_name="identify")
+                         [id_annotated, id_raw, id_enh, id_table, id_json, id_source], api_name="identify")
+            id_report_btn.click(identify_report, [id_source], [id_report], api_name="report")
 
         with gr.Tab("Watchlist"):
             people = gr.Dataframe(headers=["id", "name", "status", "photos", "updated", "problems"],
@@ -578,9 +667,14 @@ def build_app() -> gr.Blocks:
                     timeline = gr.Image(label="Sightings timeline", type="filepath")
                     downloads = gr.File(label="Sightings (CSV, JSON)", file_count="multiple")
                     sightings_json = gr.JSON(label="Sightings (JSON)")
+                    scan_report_btn = gr.Button("Evidence report")
+                    scan_report_file = gr.File(label="Evidence report (zip: audit.json, evidence.html, crops)",
+                                               interactive=False)
+            scan_source = gr.State(None, time_to_live=retention_s)
             scan_event = scan_btn.click(scan_video_ui, [video_in, stride, only_track, *video_toggles],
                                         [video_out, sightings_gallery, timeline, downloads, scan_status,
-                                         sightings_json], api_name="scan_video")
+                                         sightings_json, scan_source], api_name="scan_video")
+            scan_report_btn.click(scan_report, [scan_source], [scan_report_file], api_name="scan_report")
             cancel_btn.click(None, None, None, cancels=[scan_event], api_visibility="private")
 
         with gr.Tab("Webcam"):

@@ -627,12 +627,78 @@ def write_report(report: EvidenceReport, out_dir: str | os.PathLike) -> dict[str
         _atomic_write(paths["json"], report.to_json().encode("utf-8"))
         _atomic_write(paths["html"], render_html(report).encode("utf-8"))
     except OSError as exc:
-        why = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
-               errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}.get(exc.errno, exc.strerror or str(exc))
-        raise ReportWriteError(f"cannot write the evidence report to {out}: {why}") from None
+        raise _write_error(out, exc) from None
     return paths
 
 
+def _write_error(out: Path, exc: OSError) -> ReportWriteError:
+    why = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
+           errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}.get(exc.errno, exc.strerror or str(exc))
+    return ReportWriteError(f"cannot write the evidence report to {out}: {why}")
+
+
+def identify_with_stages(identifier: Any, rgb: np.ndarray) -> tuple[list[Any], list[Any] | None]:
+    """``identifier.identify(rgb)``, also returning what each pipeline stage did (for the report).
+
+    Args:
+        identifier: a :class:`~pipeline.recognition.Identifier`.
+        rgb: ``H x W x 3`` uint8 RGB image.
+
+    Returns:
+        ``(matches, stage_results)``: the same matches as ``identifier.identify``;
+        ``stage_results`` is the pipeline run's ``Result.stages`` (``None``
+        when the identifier has no pipeline).
+    """
+    raw = ensure_rgb(rgb)
+    if getattr(identifier, "pipeline", None) is None:
+        return identifier.identify(raw), None
+    result = identifier.pipeline.run(raw, identifier.stages)
+    matches = identifier.match_faces(raw, result.faces, result.enhanced_crops,
+                                     crop_margin=identifier.pipeline.crop_margin)
+    return matches, list(result.stages)
+
+
+def zip_name(report: EvidenceReport) -> str:
+    """``report-<first 12 hex of content_sha256>.zip``: the same result gives the same name."""
+    return f"report-{report.content_sha256[:12]}.zip"
+
+
+def write_report_zip(report: EvidenceReport, out_dir: str | os.PathLike) -> Path:
+    """Write the report into ``out_dir`` (as :func:`write_report`) and one zip of it there.
+
+    The zip holds ``audit.json``, ``evidence.html`` and every ``crops/*.png``
+    the audit names, with the report's time as every entry's date.  It is
+    built in memory and renamed into place, so a reader never sees half a zip.
+
+    Returns:
+        The zip's path, ``out_dir/``:func:`zip_name`.
+
+    Raises:
+        ReportWriteError: as :func:`write_report`.
+    """
+    import io
+    import zipfile
+
+    out = Path(out_dir)
+    write_report(report, out)
+    when = _dt.datetime.fromisoformat(report.audit.get("generated_at") or "1980-01-01T00:00:00+00:00")
+    stamp = (max(when.year, 1980), when.month, when.day, when.hour, when.minute, when.second)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        entries = {"audit.json": report.to_json().encode("utf-8"), "evidence.html": render_html(report).encode("utf-8")}
+        entries.update({name: encode_png(rgb) for name, rgb in sorted(report.images.items())})
+        for name, data in entries.items():
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.compress_type = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    path = out / zip_name(report)
+    try:
+        _atomic_write(path, buffer.getvalue())
+    except OSError as exc:
+        raise _write_error(out, exc) from None
+    return path
+
+
 __all__ = ["DISPLAY_SIDE", "EvidenceReport", "REPORT_SCHEMA", "ReportWriteError", "VOLATILE_KEYS", "WATERMARK",
-           "WATERMARK_PIXELS", "file_facts", "models_used", "render_html", "report_for_matches", "report_for_scan",
-           "software_versions", "watermark", "write_report"]
+           "WATERMARK_PIXELS", "file_facts", "identify_with_stages", "models_used", "render_html", "report_for_matches",
+           "report_for_scan", "software_versions", "watermark", "write_report", "write_report_zip", "zip_name"]

