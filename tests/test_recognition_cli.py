@@ -95,6 +95,71 @@ def test_identify_bad_inputs(tmp_path, capsys):
     assert "no usable photo" in capsys.readouterr().out
 
 
+def _enrol_person_a(suspects: str) -> None:
+    assert run(["suspects", "add", "Person A", str(FACES / "person_a_1.jpg"), str(FACES / "person_a_2.jpg"),
+                "--suspects", suspects]) == 0
+
+
+def test_identify_report_writes_the_evidence_for_each_image(tmp_path, capsys):
+    import hashlib
+
+    suspects, out = str(tmp_path / "suspects"), tmp_path / "evidence"
+    _enrol_person_a(suspects)
+    capsys.readouterr()
+    images = [FACES / "person_a_3.jpg", FACES / "two_faces.jpg"]
+    assert run(["identify", *map(str, images), "--suspects", suspects, "--stages", "lowlight", "--json",
+                "--report", str(out)]) == 0
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
+    for image, faces in zip(images, results):
+        folder = out / image.stem
+        assert f"evidence report: {folder / 'evidence.html'}" in captured.err
+        audit = json.loads((folder / "audit.json").read_text(encoding="utf-8"))
+        data = image.read_bytes()
+        assert audit["input"] == {"name": image.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        # The report describes exactly what was printed: same faces, decisions and scores, in order.
+        assert [(f["box"], f["decision"], f["name"]) for f in audit["faces"]] == \
+            [(f["box"], f["decision"], f["name"]) for f in faces]
+        assert [f["score"] for f in audit["faces"]] == pytest.approx([f["score"] for f in faces], abs=1e-5)
+        lowlight = next(s for s in audit["stages"] if s["name"] == "lowlight")
+        assert lowlight["toggle"] is True and lowlight["fired"] is True and lowlight["parameters"]
+        assert audit["thresholds"]["threshold"] == pytest.approx(faces[0]["threshold"])
+        for face in audit["faces"]:
+            assert (folder / face["crops"]["raw"]["file"]).is_file()
+        page = (folder / "evidence.html").read_text(encoding="utf-8")
+        assert page.index('class="raw"') < page.index('class="enhanced"'), "raw crop first"
+    assert results[0][0]["decision"] == "match" and results[0][0]["name"] == "Person A"
+
+
+def test_identify_report_for_one_image_goes_into_the_folder_itself_and_repeats_except_time(tmp_path, capsys):
+    from pipeline.report import VOLATILE_KEYS
+
+    suspects = str(tmp_path / "suspects")
+    _enrol_person_a(suspects)
+    audits = []
+    for name in ("first", "second"):
+        assert run(["identify", str(FACES / "person_a_3.jpg"), "--suspects", suspects,
+                    "--report", str(tmp_path / name)]) == 0
+        audits.append(json.loads((tmp_path / name / "audit.json").read_text(encoding="utf-8")))
+    capsys.readouterr()
+    first, second = ({k: v for k, v in a.items() if k not in VOLATILE_KEYS} for a in audits)
+    assert first == second and first["stages"] == [] and first["faces"][0]["decision"] == "match"
+    assert sorted(p.name for p in (tmp_path / "first" / "crops").iterdir()) == ["face001_raw.png"]
+
+
+def test_identify_report_into_an_unwritable_place_is_an_error_but_the_matches_print(tmp_path, capsys):
+    suspects = str(tmp_path / "suspects")
+    _enrol_person_a(suspects)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    capsys.readouterr()
+    assert run(["identify", str(FACES / "person_a_3.jpg"), "--suspects", suspects, "--json",
+                "--report", str(blocker / "evidence")]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0][0]["name"] == "Person A"
+    assert "cannot write the evidence report" in captured.err
+
+
 def test_main_cli_has_the_recognition_commands_once_wired():
     from pipeline import __main__ as main_module
 

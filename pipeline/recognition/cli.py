@@ -8,7 +8,7 @@ for mistakes people make, which ``__main__`` prints as one line.
     python -m pipeline suspects list | show NAME | remove NAME --yes
     python -m pipeline suspects edit NAME [--name ..] [--status ..] [--notes ..]
     python -m pipeline suspects remove-photo NAME PHOTO
-    python -m pipeline identify IMAGE... [--suspects DIR] [--json]
+    python -m pipeline identify IMAGE... [--suspects DIR] [--json] [--report DIR]
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ def add_commands(subparsers: Any) -> None:
                         "or comma-separated stage names to switch on; raw and enhanced crops are both matched")
     p.add_argument("--json", action="store_true",
                    help="print JSON: for each image, in input order, the list of its faces")
+    p.add_argument("--report", metavar="DIR",
+                   help="also write the evidence report (audit.json, evidence.html, crops/) into DIR; "
+                        "with several images, into DIR/<image name>/")
     p.set_defaults(func=cmd_identify)
 
     s = subparsers.add_parser("suspects", help="manage the watchlist (add, list, show, edit, remove)",
@@ -122,9 +125,11 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
     Prints, per face, its box, the decision (match / no_match / inconclusive),
     the best name and score, and the face quality.  Models and the watchlist
-    are loaded once for all images.
+    are loaded once for all images.  With ``--report DIR`` each image also
+    gets an evidence report (audit JSON and HTML sheet, raw crop first).
     """
     from ..io import load_image
+    from ..report import identify_with_stages, report_for_matches, write_report
     from .matching import Identifier
     from .watchlist import Watchlist
 
@@ -145,15 +150,24 @@ def cmd_identify(args: argparse.Namespace) -> int:
         print(f"warning: nobody on the watchlist in {args.suspects} can be matched", file=sys.stderr)
     results: list[list[dict[str, Any]]] = []
     failed = 0
-    for path in args.images:
+    report_dirs = _report_dirs(args.report, args.images) if args.report else []
+    for i, path in enumerate(args.images):
         try:
-            matches = identifier(load_image(path))
+            matches, stage_results = identify_with_stages(identifier, load_image(path))
         except InputError as exc:
             failed += 1
             print(f"error: {exc}", file=sys.stderr)
             results.append([])
             continue
         results.append([m.to_dict() for m in matches])
+        if args.report:
+            try:
+                report = report_for_matches(path, matches, identifier, stage_results=stage_results,
+                                            settings={"command": "identify", "stages": args.stages})
+                print(f"evidence report: {write_report(report, report_dirs[i])['html']}", file=sys.stderr)
+            except InputError as exc:  # e.g. the report folder is not writable: the matches still print
+                failed += 1
+                print(f"error: {exc}", file=sys.stderr)
         if not args.json:
             print(f"{path}: {len(matches)} face(s)")
             for m in matches:
@@ -168,6 +182,24 @@ def cmd_identify(args: argparse.Namespace) -> int:
         json.dump(results, sys.stdout, indent=2)
         print()
     return EXIT_INPUT_ERROR if failed else 0
+
+
+def _report_dirs(root: str, images: list[str]) -> list[Any]:
+    """One report folder per image, in order: ``root`` itself for one image, else ``root/<stem>`` (made unique)."""
+    from pathlib import Path
+
+    if len(images) == 1:
+        return [Path(root)]
+    dirs, used = [], set()
+    for image in images:
+        stem, n = Path(image).stem or "image", 1
+        name = stem
+        while name in used:
+            n += 1
+            name = f"{stem}-{n}"
+        used.add(name)
+        dirs.append(Path(root) / name)
+    return dirs
 
 
 # ------------------------------------------------------------------ suspects
