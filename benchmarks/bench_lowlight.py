@@ -1,6 +1,7 @@
 """Low-light (LIME) benchmark: fast vs exact fidelity, speed, quality, detection gain.
 
-    python -m benchmarks.bench_lowlight [--no-write] [--frames 24]
+    python -m benchmarks.bench_lowlight [--no-write] [--frames 24] [--hd-frames 3]
+    python -m benchmarks.bench_lowlight --fidelity-only   # fidelity table only, printed (no timing, no write)
 
 1. **Fidelity**: PSNR (RGB, 8 bit) of ``method="fast"`` against
    ``method="exact"`` on every image of ``../shared/datasets/lowlight`` and on
@@ -285,7 +286,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=24, help="frames per exposure for the detection gain")
     parser.add_argument("--hd-frames", type=int, default=3, help="1280 x 720 frames for fidelity and speed")
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
+    parser.add_argument("--fidelity-only", action="store_true",
+                        help="only the fast-vs-exact table over ../shared/datasets/lowlight, printed (implies --no-write)")
     args = parser.parse_args(argv)
+    if args.fidelity_only:
+        fidelity, _ = fidelity_on_shared()
+        print(fidelity)
+        return
 
     started = time.time()
     load_before = load_avg()
