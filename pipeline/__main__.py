@@ -111,23 +111,9 @@ def cmd_stages(args: argparse.Namespace) -> int:
 
 
 def _video_paths(items: Sequence[str]) -> list[Path]:
-    import glob
+    from .video.archive import expand_videos
 
-    from .video import VIDEO_EXTENSIONS
-
-    paths: list[Path] = []
-    for item in items:
-        matches = sorted(glob.glob(item)) if any(c in item for c in "*?[") else [item]
-        if not matches:
-            raise InputError(f"{item}: no files match")
-        for match in map(Path, matches):
-            if match.is_dir():
-                paths += sorted(p for p in match.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
-            else:
-                paths.append(match)
-    if not paths:
-        raise InputError("no video files found")
-    return paths
+    return expand_videos(items)
 
 
 def _progress_printer(name: str):
@@ -156,9 +142,18 @@ def make_recogniser(suspects: str | None, backend: str = "dlib"):
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    """Scan videos for faces, track them, match them against the watchlist, write the sightings."""
+    """Scan videos for faces, track them, match them against the watchlist, write the sightings.
+
+    With --ray (or --chunk-seconds) the archive scanner runs: folders are searched recursively, long
+    files are cut into time chunks, finished chunks are kept in OUT/.work and skipped by a re-run.
+    """
+    if args.ray is not None or args.chunk_seconds is not None:
+        return _scan_archive(args)
+    if args.workers is not None:
+        raise InputError("--workers needs --ray")
     from .core import Pipeline
     from .video import scan_video, write_scan_outputs
+    from .video.archive import output_dirs
 
     videos = _video_paths(args.videos)
     pipeline = Pipeline.default()
@@ -166,8 +161,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     recogniser = make_recogniser(args.suspects, args.backend)
     out_root = Path(args.out)
     failed = 0
-    for video in videos:
-        out_dir = out_root / video.stem if len(videos) > 1 else out_root
+    for video, out_dir in zip(videos, output_dirs(videos, out_root)):
         try:
             result = scan_video(str(video), pipeline, recogniser, stages=toggles, stride=args.stride,
                                 max_duration_s=args.max_minutes * 60 if args.max_minutes else None,
@@ -186,11 +180,61 @@ def cmd_scan(args: argparse.Namespace) -> int:
             report = report_for_scan(result, recogniser, pipeline=pipeline, stages=toggles,
                                      settings={"stride": args.stride})
             print(f"  evidence report: {write_report(report, report_dir)['html']}")
-        matches = [s for s in result.sightings if s.decision == "match"]
-        print(f"{video}: {len(result.sightings)} sighting(s), {len(matches)} match(es) -> {paths['json']}")
-        for s in matches:
-            print(f"  {s.name}: {s.first_seen_s:.1f}-{s.last_seen_s:.1f} s, score {s.score:.3f}")
+        _print_sightings(video, result, paths["json"])
     return EXIT_INPUT_ERROR if failed else 0
+
+
+def _print_sightings(video, result, json_path) -> None:
+    matches = [s for s in result.sightings if s.decision == "match"]
+    print(f"{video}: {len(result.sightings)} sighting(s), {len(matches)} match(es) -> {json_path}")
+    for s in matches:
+        print(f"  {s.name}: {s.first_seen_s:.1f}-{s.last_seen_s:.1f} s, score {s.score:.3f}")
+
+
+def _scan_archive(args: argparse.Namespace) -> int:
+    """``scan --ray``: the archive scanner (pipeline.video.archive), in-process or on Ray actors."""
+    from .video.archive import ArchiveSettings, init_ray, scan_archive
+
+    if args.chunk_seconds is not None and args.chunk_seconds <= 0:
+        raise InputError("--chunk-seconds must be positive")
+    if args.workers is not None and args.workers < 1:
+        raise InputError("--workers must be 1 or more")
+    if args.stride < 1:
+        raise InputError(f"stride must be 1 or more, not {args.stride}")
+    settings = ArchiveSettings(suspects=args.suspects or None, backend=args.backend, stages=args.stages,
+                               stride=args.stride,
+                               chunk_seconds=args.chunk_seconds or ArchiveSettings.chunk_seconds,
+                               max_duration_s=args.max_minutes * 60 if args.max_minutes else None)
+    if args.ray is not None:
+        init_ray(None if args.ray == "local" else args.ray)
+    report_state: dict = {}
+
+    def on_file(job) -> None:
+        if job.result is None:
+            print(f"error: {job.path}: {job.error}", file=sys.stderr)
+            return
+        for warning in job.result.warnings:
+            print(f"warning: {job.path.name}: {warning}", file=sys.stderr)
+        if args.report:
+            from .core import Pipeline
+            from .report import report_for_scan, write_report
+            from .video.archive import parse_stage_list
+
+            if not report_state:  # models for the report are loaded once, on the driver
+                report_state["pipeline"] = Pipeline.default()
+                report_state["recogniser"] = make_recogniser(args.suspects, args.backend)
+            report_dir = Path(args.report) / job.out_dir.relative_to(args.out) if job.out_dir != Path(args.out) \
+                else Path(args.report)
+            report = report_for_scan(job.result, report_state["recogniser"], pipeline=report_state["pipeline"],
+                                     stages=parse_stage_list(args.stages), settings={"stride": args.stride})
+            print(f"  evidence report: {write_report(report, report_dir)['html']}")
+        _print_sightings(job.path, job.result, job.out_dir / "sightings.json")
+
+    summary = scan_archive(args.videos, args.out, settings, use_ray=args.ray is not None,
+                           workers=args.workers, show_progress=not args.quiet, on_file=on_file)
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    return 0 if summary.ok else EXIT_INPUT_ERROR
 
 
 def _parse_stage_list(pipeline, text: str):
@@ -236,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--report", metavar="DIR",
                    help="also write the evidence report (audit.json, evidence.html) into DIR")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="scan the archive on Ray: alone, a new local Ray; or a cluster's ADDRESS ('auto', "
+                        "'ray://host:10001'). Resumable: finished chunks are kept in OUT/.work")
+    p.add_argument("--chunk-seconds", type=float, metavar="S",
+                   help="cut files longer than S seconds into chunks (default with --ray: "
+                        "1800); also runs the resumable archive scanner in-process without --ray")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="Ray actors (default: the cluster's GPUs, else its CPUs)")
     p.set_defaults(func=cmd_scan)
 
     from .recognition.cli import add_commands as add_recognition_commands

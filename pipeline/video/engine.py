@@ -266,19 +266,29 @@ class VideoEngine:
 
     def sightings(self) -> list[Sighting]:
         """Sightings so far (confirmed tracks), merged per matched person, by first-seen time."""
-        out: list[Sighting] = []
-        for state in sorted(self.states.values(), key=lambda s: (s.first_seen_s, s.track_id)):
-            decision, name, person_id, score, reason = state.decision()
-            last = state.observations[-1].match if state.observations else None
-            out.append(Sighting(
-                track_ids=[state.track_id], decision=decision, name=name, person_id=person_id, score=score,
-                threshold=getattr(last, "threshold", None), reason=reason, first_seen_s=state.first_seen_s,
-                last_seen_s=state.last_seen_s, first_frame=state.first_frame, last_frame=state.last_frame,
-                best_frame=state.best_frame, best_box=state.best_box, frames_seen=state.frames_seen,
-                recognitions=len(state.observations), backend=getattr(last, "backend", None),
-                revision=getattr(last, "revision", None), best_crop=state.best_crop,
-                enhanced_crop=state.best_enhanced_crop))
-        return merge_sightings(out, self.merge_gap_s)
+        return tracks_to_sightings(self.states.values(), self.merge_gap_s)
+
+
+def tracks_to_sightings(states: Iterable[TrackState], merge_gap_s: float) -> list[Sighting]:
+    """Sightings from track states, merged per matched person, by first-seen time.
+
+    One function for the engine and for archive scans that rebuild track
+    states from saved chunks (:mod:`pipeline.video.archive`), so both decide
+    and merge the same way.
+    """
+    out: list[Sighting] = []
+    for state in sorted(states, key=lambda s: (s.first_seen_s, s.track_id)):
+        decision, name, person_id, score, reason = state.decision()
+        last = state.observations[-1].match if state.observations else None
+        out.append(Sighting(
+            track_ids=[state.track_id], decision=decision, name=name, person_id=person_id, score=score,
+            threshold=getattr(last, "threshold", None), reason=reason, first_seen_s=state.first_seen_s,
+            last_seen_s=state.last_seen_s, first_frame=state.first_frame, last_frame=state.last_frame,
+            best_frame=state.best_frame, best_box=state.best_box, frames_seen=state.frames_seen,
+            recognitions=len(state.observations), backend=getattr(last, "backend", None),
+            revision=getattr(last, "revision", None), best_crop=state.best_crop,
+            enhanced_crop=state.best_enhanced_crop))
+    return merge_sightings(out, merge_gap_s)
 
 
 def merge_sightings(sightings: list[Sighting], gap_s: float) -> list[Sighting]:
