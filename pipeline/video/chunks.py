@@ -226,7 +226,8 @@ def scan_chunk(spec: ChunkSpec, pipeline: Pipeline, recogniser: Recogniser | Non
     engine = VideoEngine(pipeline, recogniser, stages=spec.stages, fps=spec.fps, stride=spec.stride)
     engine.tracker._next_id = spec.index * TRACK_ID_STRIDE + 1  # unique ids across a file's chunks
     single = spec.count == 1
-    planned = (spec.stop - spec.own_start) // spec.stride if spec.stop is not None else 1 << 30
+    # Own frames to come (a last chunk reads to the end: unknown); only fault injection uses it.
+    planned = (spec.stop - spec.own_start) // spec.stride if spec.stop is not None else 2
     # Boxes of every reported track in the two overlap windows, keyed by frame: the lead-in
     # [start, own_start) and the tail [stop - (own_start - start), stop) that the next chunk reads again.
     tail_from = spec.tail_from
