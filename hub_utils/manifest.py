@@ -42,6 +42,7 @@ FORMATS: dict[str, str] = {
     "keras-weights-h5": "Keras 3 weights-only HDF5 (model.save_weights, *.weights.h5)",
     "keras-legacy-h5": "Keras 2 HDF5 weights keyed by layer name (e.g. keras-vggface releases)",
     "keras": "Keras 3 .keras archive, loaded with safe_mode=True",
+    "tflite": "TFLite flatbuffer run by the LiteRT interpreter (data only, no code)",
 }
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -336,6 +337,8 @@ def guess_format(path: str | Path) -> str:
         return "keras-weights-h5"
     if name.endswith(".keras"):
         return "keras"
+    if name.endswith(".tflite"):
+        return "tflite"
     if name.endswith((".h5", ".hdf5")):
         return "keras-legacy-h5"
     raise ManifestError(f"{path}: unknown weights format (expected *.weights.h5, *.keras or *.h5); "

@@ -7,6 +7,11 @@ face crops keep their pixels.  Large frames are processed in overlapping
 tiles so memory stays bounded; tile seams fall inside a 64-pixel overlap that
 is discarded.
 
+Inference runs the ``.tflite`` conversion shipped next to the Keras weights
+(``python -m pipeline.export_tflite deblurgan-v2`` makes it) on LiteRT with
+XNNPACK; without ``ai-edge-litert``, or when the ``.tflite`` was converted from
+other weights than the Keras file in use, the Keras model runs instead.
+
 The weights were trained from scratch on synthetic camera-shake blur + noise
 + JPEG (see :mod:`pipeline.train.blur`); the official DeblurGAN-v2 files are
 PyTorch pickles and are not used.
@@ -14,6 +19,8 @@ PyTorch pickles and are not used.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -39,8 +46,15 @@ HALO = 64
 """... each with this much context on every side, cut away afterwards."""
 _STRIDE = 32
 
+TFLITE_NAME = "deblurgan-v2-tflite"
+TFLITE_FILE = "deblurgan_v2_fpn_mobilenet.tflite"
+ENGINES = ("auto", "tflite", "keras")
+"""``tflite``: the shipped ``.tflite`` on LiteRT/XNNPACK (fast); ``keras``: TensorFlow;
+``auto``: TFLite when usable, else Keras."""
+
 _lock = threading.Lock()
-_runner: Callable[[np.ndarray], np.ndarray] | None = None
+_runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+_log = logging.getLogger(__name__)
 
 
 def _weights_path(name: str = WEIGHTS_NAME) -> Path:
@@ -61,16 +75,70 @@ def unavailable() -> str | None:
     return None if path.is_file() else f"weights not found: {WEIGHTS_NAME}"
 
 
-def _build_runner() -> Callable[[np.ndarray], np.ndarray]:
-    import keras
+def generator_widths() -> tuple[int, int]:
+    """``(fpn_filters, head_filters)`` of the shipped generator: its settings JSON next to the weights, else the defaults."""
+    settings = Path(__file__).resolve().parents[2] / "weights" / WEIGHTS_FILE.replace(".weights.h5", ".json")
+    try:
+        data = json.loads(settings.read_text())
+        return int(data.get("fpn_filters", FPN_FILTERS)), int(data.get("head_filters", HEAD_FILTERS))
+    except (OSError, ValueError, TypeError):
+        return FPN_FILTERS, HEAD_FILTERS
 
+
+def build_keras_net():
+    """The Keras generator with its weights loaded (what :mod:`pipeline.export_tflite` converts)."""
     from ..models import build_fpn_mobilenet
 
     path = _weights_path()
     if not path.is_file():
         raise FileNotFoundError(f"{WEIGHTS_NAME} weights not found at {path}")
-    net = build_fpn_mobilenet(FPN_FILTERS, HEAD_FILTERS)
+    net = build_fpn_mobilenet(*generator_widths())
     net.load_weights(str(path))
+    return net
+
+
+def _tflite_path(name: str = TFLITE_NAME) -> Path:
+    """Local path of the converted generator (sha256-checked by ``hub_utils.resolve`` when available)."""
+    try:
+        from hub_utils import resolve  # type: ignore[attr-defined]
+    except ImportError:
+        return Path(__file__).resolve().parents[2] / "weights" / TFLITE_FILE
+    return Path(resolve(name).path)
+
+
+def _tflite_net():
+    """A :class:`~pipeline.tflite_runtime.TFLiteNet` of the generator, or the reason there is none.
+
+    A ``.tflite`` converted from other weights than the Keras file in use
+    (retrained, or a user's own) is refused as stale.
+    """
+    from .. import tflite_runtime
+
+    if tflite_runtime.interpreter_class() is None:
+        return None, "ai-edge-litert is not installed"
+    try:
+        model_bytes = _tflite_path().read_bytes()
+        weights_sha = tflite_runtime.file_sha256(_weights_path())
+    except Exception as exc:  # missing file, hash mismatch: hub_utils says which
+        return None, str(exc)
+    recorded = tflite_runtime.source_sha256(model_bytes)
+    if recorded != weights_sha:
+        return None, (f"{TFLITE_NAME} was converted from weights {recorded} but {WEIGHTS_NAME} is {weights_sha}; "
+                      "rerun python -m pipeline.export_tflite deblurgan-v2")
+    return tflite_runtime.TFLiteNet(model_bytes), None
+
+
+def _build_runner(engine: str = "auto") -> Callable[[np.ndarray], np.ndarray]:
+    if engine in ("auto", "tflite"):
+        net, reason = _tflite_net()
+        if net is not None:
+            return net
+        if engine == "tflite":
+            raise FileNotFoundError(f"TFLite deblurring unavailable: {reason}")
+        _log.warning("deblurring runs on Keras (slower): %s", reason)
+    import keras
+
+    net = build_keras_net()
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -81,13 +149,20 @@ def _build_runner() -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: keras.ops.convert_to_numpy(net(x, training=False))
 
 
-def _get_runner() -> Callable[[np.ndarray], np.ndarray]:
-    global _runner
-    if _runner is None:
+def engine_in_use() -> str:
+    """``"tflite"`` or ``"keras"``: what :func:`deblur` runs in this process."""
+    net, _ = _tflite_net()
+    return "keras" if net is None else "tflite"
+
+
+def _get_runner(engine: str = "auto") -> Callable[[np.ndarray], np.ndarray]:
+    runner = _runners.get(engine)
+    if runner is None:
         with _lock:
-            if _runner is None:
-                _runner = _build_runner()
-    return _runner
+            runner = _runners.get(engine)
+            if runner is None:
+                runner = _runners[engine] = _build_runner(engine)
+    return runner
 
 
 def _pad_to_stride(x: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -97,11 +172,11 @@ def _pad_to_stride(x: np.ndarray) -> tuple[np.ndarray, int, int]:
     return np.pad(x, pad, mode="symmetric"), h, w
 
 
-def _restore_batch(batch: np.ndarray) -> np.ndarray:
+def _restore_batch(batch: np.ndarray, engine: str = "auto") -> np.ndarray:
     """``(N, H, W, 3)`` uint8 -> same shape uint8, one network call."""
-    x = batch.astype(np.float32) / 127.5 - 1.0
+    x = batch.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
     x, h, w = _pad_to_stride(x)
-    y = _get_runner()(x)[:, :h, :w]
+    y = _get_runner(engine)(x)[:, :h, :w]
     return np.clip(np.rint((y + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
@@ -181,4 +256,4 @@ def needs_deblur(rgb: np.ndarray) -> tuple[bool, str]:
     return True, f"blurred (Laplacian variance {sharpness:.0f} < {BLUR_THRESHOLD:.0f})"
 
 
-__all__ = ["BLUR_THRESHOLD", "deblur", "deblur_many", "needs_deblur", "unavailable"]
+__all__ = ["BLUR_THRESHOLD", "ENGINES", "build_keras_net", "deblur", "engine_in_use", "generator_widths", "deblur_many", "needs_deblur", "unavailable"]

@@ -13,13 +13,20 @@ detail; chroma is smooth).
   low-resolution space (about 50 MMAC per 64x64 input at x4), for the live path.
 
 Weights are resolved once per process and the built models are cached; a lock
-makes the first load thread-safe.  Inference is ``model(x, training=False)``
-inside a compiled ``tf.function`` (XLA for SRCNN, on square tiles padded to
-multiples of 32 px, so at most 17 shapes are ever compiled).
+makes the first load thread-safe.  Inference runs the ``.tflite`` conversions
+shipped next to the Keras weights (``weights/*.tflite``, made by
+``python -m pipeline.export_tflite``) on LiteRT with XNNPACK -- several times
+faster on CPU.  When ``ai-edge-litert`` is missing, or a ``.tflite`` was
+converted from other weights than the Keras file in use, the Keras model runs
+instead: ``model(x, training=False)`` inside a compiled ``tf.function`` (XLA
+for SRCNN, on square tiles padded to multiples of 32 px, so at most 17 shapes
+are ever compiled).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -30,7 +37,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..imaging import imresize, rgb_to_ycbcr, ycbcr_to_rgb
+from ..imaging import _resize_taps, rgb_to_ycbcr, ycbcr_to_rgb
 from ..io import ensure_rgb
 
 ModelName = Literal["srcnn", "fast"]
@@ -87,12 +94,19 @@ def weights_missing(model: str = "srcnn", scales: Sequence[int] = SCALES) -> str
 
 
 _lock = threading.Lock()
-_runners: dict[tuple[str, int], LumaFn] = {}
+_runners: dict[tuple[str, int, str], LumaFn] = {}
+_log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "tflite", "keras")
+"""``tflite``: the shipped ``.tflite`` files on LiteRT/XNNPACK (fast); ``keras``: the Keras
+weights on TensorFlow (XLA for SRCNN); ``auto``: TFLite when usable, else Keras."""
+TFLITE_FILES = {f"srcnn-x{s}-tflite": f"srcnn_x{s}.tflite" for s in SCALES}
+TFLITE_FILES.update({f"fsrcnn-x{s}-tflite": f"fsrcnn_x{s}.tflite" for s in SCALES})
+_TFLITE_BUCKET = 8  # TFLite tiles are padded to a multiple of this (few interpreters, little waste)
 
 
-def _build_runner(model: str, scale: int) -> LumaFn:
-    import keras
-
+def build_keras_net(model: str, scale: int):
+    """The Keras network for ``model`` at ``scale`` with its weights loaded (what the exporter converts)."""
     from ..models import build_fsrcnn, build_srcnn
 
     key = _model_key(model, scale)
@@ -101,7 +115,64 @@ def _build_runner(model: str, scale: int) -> LumaFn:
         raise FileNotFoundError(f"{key} weights not found at {path}")
     net = build_srcnn() if model == "srcnn" else build_fsrcnn(scale)
     net.load_weights(str(path))
+    return net
 
+
+def _tflite_path(key: str) -> Path:
+    """Local path of the converted network ``key`` (``srcnn-x4-tflite``...), sha256-checked by hub_utils."""
+    try:
+        from hub_utils import resolve  # type: ignore[attr-defined]
+    except ImportError:
+        return Path(__file__).resolve().parents[2] / "weights" / TFLITE_FILES[key]
+    return Path(resolve(key).path)
+
+
+def _tflite_net(model: str, scale: int):
+    """A :class:`~pipeline.tflite_runtime.TFLiteNet` for ``model``, or the reason there is none.
+
+    Refuses a ``.tflite`` converted from other weights than the Keras file in
+    use (a retrained or user-supplied model): that conversion would be stale.
+    """
+    from .. import tflite_runtime
+
+    if tflite_runtime.interpreter_class() is None:
+        return None, "ai-edge-litert is not installed"
+    key = _model_key(model, scale)
+    try:
+        model_bytes = _tflite_path(f"{key}-tflite").read_bytes()
+        weights_sha = tflite_runtime.file_sha256(_weights_path(key))
+    except Exception as exc:  # missing file, hash mismatch: hub_utils says which
+        return None, str(exc)
+    recorded = tflite_runtime.source_sha256(model_bytes)
+    if recorded != weights_sha:
+        return None, (f"{key}-tflite was converted from weights {recorded} but {key} is {weights_sha}; "
+                      "rerun python -m pipeline.export_tflite")
+    return tflite_runtime.TFLiteNet(model_bytes), None
+
+
+def _build_runner(model: str, scale: int, engine: str) -> LumaFn:
+    if engine in ("auto", "tflite"):
+        net, reason = _tflite_net(model, scale)
+        if net is not None:
+            if model == "srcnn":
+                return lambda lr, up: _srcnn_tiled(net, up, _TFLITE_BUCKET, square=False)
+
+            def run_fast(lr: np.ndarray, up: np.ndarray) -> np.ndarray:
+                # The file stops before the pixel shuffle: (1, h, w, r*r) -> (h*r, w*r), plus the bicubic luma.
+                h, w = lr.shape
+                sub = net(lr[None, :, :, None])[0]
+                return up + sub.reshape(h, w, scale, scale).transpose(0, 2, 1, 3).reshape(h * scale, w * scale)
+            return run_fast
+        if engine == "tflite":
+            raise FileNotFoundError(f"TFLite {model} x{scale} unavailable: {reason}")
+        _log.warning("super-resolution %s x%d runs on Keras (slower): %s", model, scale, reason)
+    return _build_keras_runner(model, scale)
+
+
+def _build_keras_runner(model: str, scale: int) -> LumaFn:
+    import keras
+
+    net = build_keras_net(model, scale)
     if keras.backend.backend() != "tensorflow":
         def call(*xs):
             return keras.ops.convert_to_numpy(net(list(xs) if len(xs) > 1 else xs[0], training=False))
@@ -120,26 +191,38 @@ def _build_runner(model: str, scale: int) -> LumaFn:
 
     if model == "srcnn":
         def run(lr: np.ndarray, up: np.ndarray) -> np.ndarray:
-            return _srcnn_tiled(compiled, up)
+            return _srcnn_tiled(compiled, up, _BUCKET, square=True)
     else:
         def run(lr: np.ndarray, up: np.ndarray) -> np.ndarray:
             return compiled(lr[None, :, :, None], up[None, :, :, None])[0, :, :, 0]
     return run
 
 
-def _runner(model: str, scale: int) -> LumaFn:
-    key = (model, scale)
+def _runner(model: str, scale: int, engine: str = "auto") -> LumaFn:
+    key = (model, scale, engine)
     runner = _runners.get(key)
     if runner is None:
         with _lock:
             runner = _runners.get(key)
             if runner is None:
-                runner = _runners[key] = _build_runner(model, scale)
+                runner = _runners[key] = _build_runner(model, scale, engine)
     return runner
 
 
-def _srcnn_tiled(compiled: Callable[[np.ndarray], np.ndarray], up: np.ndarray) -> np.ndarray:
-    """Run SRCNN over ``up`` (``H x W`` float32) in halo-padded tiles; exact up to the padding."""
+def engine_in_use(model: str = "srcnn", scale: int = 4) -> str:
+    """``"tflite"`` or ``"keras"``: what ``super_resolve`` runs for ``model`` at ``scale`` in this process."""
+    net, _ = _tflite_net(model, scale)
+    return "keras" if net is None else "tflite"
+
+
+def _srcnn_tiled(compiled: Callable[[np.ndarray], np.ndarray], up: np.ndarray,
+                 bucket: int, square: bool) -> np.ndarray:
+    """Run SRCNN over ``up`` (``H x W`` float32) in halo-padded tiles; exact up to the padding.
+
+    Tiles are padded to multiples of ``bucket`` (and to squares when
+    ``square``): every new shape costs an XLA compilation (~1 s) or a new
+    TFLite interpreter (a few ms).
+    """
     h, w = up.shape
     out = np.empty_like(up)
     for y0 in range(0, h, TILE):
@@ -151,9 +234,10 @@ def _srcnn_tiled(compiled: Callable[[np.ndarray], np.ndarray], up: np.ndarray) -
             tile = up[ty0:ty1, tx0:tx1]
             top, left = _SRCNN_HALO - (y0 - ty0), _SRCNN_HALO - (x0 - tx0)
             th, tw = tile.shape
-            # Square buckets: face crops are near-square, and every new shape would
-            # cost an XLA compilation (~1 s) in the middle of a video.
-            want_h = want_w = _round_up(max(th + top, tw + left) + _SRCNN_HALO, _BUCKET)
+            want_h = _round_up(th + top + _SRCNN_HALO, bucket)
+            want_w = _round_up(tw + left + _SRCNN_HALO, bucket)
+            if square:
+                want_h = want_w = max(want_h, want_w)
             padded = np.pad(tile, ((top, want_h - th - top), (left, want_w - tw - left)), mode="reflect")
             result = compiled(padded[None, :, :, None])[0, :, :, 0]
             oy, ox = top + (y0 - ty0), left + (x0 - tx0)
@@ -189,6 +273,30 @@ def _check_size(rgb: np.ndarray, scale: int) -> None:
                          f"over the {MAX_OUTPUT_PIXELS / 1e6:.0f} megapixel limit for super-resolution")
 
 
+@functools.lru_cache(maxsize=64)
+def _bicubic_matrix(in_length: int, scale: int) -> np.ndarray:
+    """``(in_length*scale) x in_length`` float32 matrix of MATLAB's bicubic upscale along one axis.
+
+    The same taps as :func:`pipeline.imaging.imresize` (a = -0.5, symmetric
+    borders), written as a dense matrix so the upscale is two small matrix
+    products instead of a gather per tap.
+    """
+    indices, weights = _resize_taps(in_length, in_length * scale, float(scale))
+    matrix = np.zeros((in_length * scale, in_length), np.float64)
+    rows = np.repeat(np.arange(in_length * scale), indices.shape[1])
+    np.add.at(matrix, (rows, indices.ravel()), weights.ravel())
+    return matrix.astype(np.float32)
+
+
+def bicubic_upscale(plane: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB-compatible bicubic upscale of an ``H x W`` float plane by an integer ``scale`` (float32 out).
+
+    Equal to ``imresize(plane, scale)`` to float32 rounding (1e-6 on a 0..1 range).
+    """
+    h, w = plane.shape
+    return _bicubic_matrix(h, scale) @ np.asarray(plane, np.float32) @ _bicubic_matrix(w, scale).T
+
+
 def upscale_with(luma_fn: LumaFn, rgb: np.ndarray, scale: int) -> np.ndarray:
     """Upscale ``rgb`` (``H x W x 3`` uint8) by ``scale`` with a luma network ``luma_fn``.
 
@@ -198,14 +306,14 @@ def upscale_with(luma_fn: LumaFn, rgb: np.ndarray, scale: int) -> np.ndarray:
     """
     ycbcr = rgb_to_ycbcr(rgb).astype(np.float32)
     h, w = rgb.shape[:2]
-    lr_y = ycbcr[:, :, 0] / 255.0 - 0.5
+    lr_y = ycbcr[:, :, 0] / np.float32(255.0) - np.float32(0.5)
     # Luma: MATLAB-compatible bicubic, exactly what the networks were trained on.
-    up_y = imresize(lr_y, scale)
+    up_y = bicubic_upscale(lr_y, scale)
     # Chroma: OpenCV's bicubic (a = -0.75) -- visually the same, ~10x cheaper,
     # and the PSNR protocol only looks at luma.
-    up = np.empty((h * scale, w * scale, 3), np.float64)
+    up = np.empty((h * scale, w * scale, 3), np.float32)
     up[:, :, 1:] = cv2.resize(ycbcr[:, :, 1:], (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
-    restored = np.asarray(luma_fn(lr_y, up_y), dtype=np.float64)
+    restored = np.asarray(luma_fn(lr_y, up_y), dtype=np.float32)
     up[:, :, 0] = np.clip((restored + 0.5) * 255.0, 0.0, 255.0)
     return ycbcr_to_rgb(up)
 
@@ -278,6 +386,6 @@ def unavailable() -> str | None:
     return weights_missing("srcnn")
 
 
-__all__ = ["MODELS", "SCALES", "choose_scale", "enhance_crop", "enhance_crop_fast",
+__all__ = ["ENGINES", "MODELS", "SCALES", "bicubic_upscale", "build_keras_net", "choose_scale", "engine_in_use", "enhance_crop", "enhance_crop_fast",
            "needs_super_resolution", "super_resolve", "super_resolve_many", "unavailable",
            "upscale_with", "weights_missing"]
