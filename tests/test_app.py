@@ -1,5 +1,10 @@
 """The Blocks app started in-process and called through gradio_client, like a user's script."""
 
+import hashlib
+import json
+import re
+import zipfile
+from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
@@ -185,3 +190,165 @@ def test_one_users_job_does_not_make_another_user_busy(client, group_jpg):
                                 api_name="/analyse")
         assert len(outputs[-1]["faces"]) == 6
     assert job.result(timeout=300)[-1]["frames_processed"] == 50
+
+
+# ------------------------------------------------------------------ outputs never rewritten in place
+def test_an_output_in_gradios_cache_is_never_rewritten_in_place(client, group_jpg, monkeypatch):
+    """Regression (bench_load, 8 clients): an image returned as an array was stored by Gradio under a name made
+    from its content and rewritten in place by the next request with the same picture, truncating it while the
+    first answer was being downloaded ("peer closed connection without sending complete message body")."""
+    import builtins
+    import io
+    import os
+
+    from gradio.utils import get_upload_folder
+
+    cache = os.path.realpath(get_upload_folder()) + os.sep
+    rewrites: list[str] = []
+    real_os_open, real_open = os.open, builtins.open
+
+    def existing_cache_file(path) -> bool:
+        if isinstance(path, int):
+            return False
+        full = os.path.realpath(os.fsdecode(os.fspath(path)))
+        # Hidden names are Gradio's own staging files (mkstemp, then renamed): private to one writer.
+        return full.startswith(cache) and not os.path.basename(full).startswith(".") and os.path.exists(full)
+
+    def os_open(path, flags, mode=0o777, *, dir_fd=None):
+        if flags & (os.O_WRONLY | os.O_RDWR) and dir_fd is None and existing_cache_file(path):
+            rewrites.append(os.fspath(path))
+        return real_os_open(path, flags, mode, dir_fd=dir_fd)
+
+    def file_open(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wa+") and existing_cache_file(file):
+            rewrites.append(os.fspath(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(builtins, "open", file_open)
+    monkeypatch.setattr(io, "open", file_open)
+    answers = [client.predict(handle_file(str(group_jpg)), "blazeface", 0.35, 24, "off", "off", "off",
+                              api_name="/analyse") for _ in range(2)]
+    answers += [client.predict(handle_file(str(group_jpg)), api_name="/detect") for _ in range(2)]
+    monkeypatch.undo()
+    assert not rewrites, f"cached outputs rewritten in place: {rewrites[:3]}"
+    assert answers[0][-1]["faces"] == answers[1][-1]["faces"] and len(answers[0][2]) == 6, "same input, same answer"
+
+
+def test_image_outputs_are_files_with_unique_names_per_request(group_jpg):
+    """Handlers hand Gradio PNG files in a new folder per request, never arrays (see the test above)."""
+    import app
+
+    first, second = (app.detect(str(group_jpg)) for _ in range(2))
+    assert isinstance(first[0], str) and first[0] != second[0]
+    assert Path(first[0]).parent.parent == app.OUTPUT_ROOT and Path(first[0]).parent.name.startswith("out-")
+    assert Path(first[0]).read_bytes() == Path(second[0]).read_bytes(), "same picture, separate files"
+
+
+# ------------------------------------------------------------------ evidence reports
+def _unzip(path: str, into: Path) -> tuple[dict, str]:
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(into)
+        names = set(archive.namelist())
+    audit = json.loads((into / "audit.json").read_text(encoding="utf-8"))
+    for item in audit.get("faces") or audit.get("sightings") or []:
+        for variant in ("raw", "enhanced"):
+            entry = item["crops"][variant]
+            if entry is not None:
+                assert entry["file"] in names, "every crop the audit names is in the zip"
+                assert hashlib.sha256((into / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
+    return audit, (into / "evidence.html").read_text(encoding="utf-8")
+
+
+def _sections_raw_first(page: str) -> list[list[str]]:
+    sections = page.split('<section class="item">')[1:]
+    classes = [re.findall(r'<img class="(\w+)"', s) for s in sections]
+    assert all(c and c[0] == "raw" for c in classes), classes
+    return classes
+
+
+def _stable(audit: dict) -> dict:
+    from pipeline.report import VOLATILE_KEYS
+
+    return {k: v for k, v in audit.items() if k not in VOLATILE_KEYS}
+
+
+def test_report_before_any_result_is_a_clear_message(client):
+    fresh = Client(client.src, verbose=False)  # a new browser session: nothing shown yet
+    with pytest.raises(Exception, match="no result to report yet: run Identify first"):
+        fresh.predict(api_name="/report")
+    with pytest.raises(Exception, match="no result to report yet: run a video scan first"):
+        fresh.predict(api_name="/scan_report")
+
+
+def test_identify_report_describes_the_result_shown(client, tmp_path, bad_files):
+    import app
+
+    session = Client(client.src, verbose=False)
+    session.predict("Person A", [handle_file(str(FIXTURES / "person_a_1.jpg")),
+                                 handle_file(str(FIXTURES / "person_a_2.jpg"))], "", "", api_name="/suspects_add")
+    try:
+        image = FIXTURES / "two_faces.jpg"
+        *_, matches = session.predict(handle_file(str(image)), 0, "on", "off", "off", api_name="/identify")
+        zip_path = session.predict(api_name="/report")
+        assert Path(zip_path).name.startswith("report-") and zip_path.endswith(".zip")
+        assert list(app.OUTPUT_ROOT.glob(f"report-*/{Path(zip_path).name}")), "written under the app's output root"
+        audit, page = _unzip(zip_path, tmp_path / "first")
+        data = image.read_bytes()
+        assert audit["input"] == {"name": image.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        assert [(f["box"], f["decision"], f["name"]) for f in audit["faces"]] == \
+            [(m["box"], m["decision"], m["name"]) for m in matches]
+        assert [f["score"] for f in audit["faces"]] == pytest.approx([m["score"] for m in matches], abs=1e-5)
+        lowlight = next(s for s in audit["stages"] if s["name"] == "lowlight")
+        assert lowlight["toggle"] is True and lowlight["fired"] is True and lowlight["parameters"]
+        assert audit["settings"]["endpoint"] == "identify"
+        assert [c for c in _sections_raw_first(page)] == [["raw", "enhanced"]] * len(matches)
+        assert "AI-enhanced \u2014 for investigative lead only" in page
+
+        # A failed request leaves the result on screen, and the report, as they were.
+        with pytest.raises(Exception, match="not an image"):
+            session.predict(handle_file(str(bad_files["text"])), 0, "on", "off", "off", api_name="/identify")
+        again, _ = _unzip(session.predict(api_name="/report"), tmp_path / "again")
+        assert _stable(again) == _stable(audit)
+        # A new result: the report follows it.
+        session.predict(handle_file(str(FIXTURES / "stranger.jpg")), 0, "off", "off", "off", api_name="/identify")
+        other, _ = _unzip(session.predict(api_name="/report"), tmp_path / "other")
+        assert other["input"]["name"] == "stranger.jpg" and other["faces"][0]["decision"] != "match"
+    finally:
+        session.predict("Person A", True, "", api_name="/suspects_remove")
+
+
+def test_scan_report_of_the_example_video(client, tmp_path):
+    """The report of the example clip: input hash, per-sighting frame and time, stages with parameters, models
+    with repo/revision/sha256, thresholds, raw crop first; scanning again gives the same report except time."""
+    video = EXAMPLES / "arcade_clip.mp4"
+    audits, pages = [], []
+    for run in range(2):
+        *_, result = client.predict(handle_file(str(video)), 5, False, "off", "off", "off", api_name="/scan_video")
+        audit, page = _unzip(client.predict(api_name="/scan_report"), tmp_path / f"run{run}")
+        audits.append(audit)
+        pages.append(page.replace(audit["generated_at"], "TIME"))
+    audit = audits[0]
+    data = video.read_bytes()
+    assert audit["kind"] == "video"
+    assert audit["input"] == {"name": video.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    fps = audit["video"]["fps"]
+    assert fps > 0 and audit["video"]["frames_processed"] == result["frames_processed"] == 10
+    assert [(s["track_id"], s["decision"]) for s in audit["sightings"]] == \
+        [(s["track_id"], s["decision"]) for s in result["sightings"]], "exactly the sightings shown"
+    for sighting in audit["sightings"]:
+        assert sighting["frame_index"] % 5 == 0 and sighting["timestamp_s"] == pytest.approx(sighting["frame_index"] / fps)
+        assert sighting["first_frame"] <= sighting["frame_index"] <= sighting["last_frame"]
+        assert sighting["decision"] != "match", "strangers only (the watchlist is empty)"
+    stages = {s["name"]: s for s in audit["stages"]}
+    assert {"lowlight", "deblur", "superres"} <= set(stages)
+    assert all(s["toggle"] is False for s in stages.values()) and stages["lowlight"]["parameters"]["alpha"] == 0.15
+    models = {m["name"]: m for m in audit["models"]}
+    for name in ("blazeface-full-range", "embedder-dlib"):
+        assert models[name]["repo"] and models[name]["revision"], name
+        assert re.fullmatch(r"[0-9a-f]{64}", models[name]["sha256"]), name
+    assert audit["thresholds"]["backend"] == "dlib" and audit["thresholds"]["threshold"] > 0
+    assert audit["settings"] == {"endpoint": "scan_video", "only_track": False, "stride": 5}
+    assert len(_sections_raw_first(pages[0])) == len(audit["sightings"]) > 0
+    assert _stable(audits[1]) == _stable(audit) and audits[1]["content_sha256"] == audit["content_sha256"]
+    assert pages[1] == pages[0], "the same evidence sheet except the time"
