@@ -297,3 +297,55 @@ def test_report_without_a_pipeline_records_the_default_detector(identifier, tmp_
     assert a["faces"][0]["decision"] == "match" and a["faces"][0]["crops"]["enhanced"] is None
     page = write_report(report, tmp_path)["html"].read_text(encoding="utf-8")
     assert [cls for cls, _ in data_uris(page)] == ["raw"]
+
+
+@pytest.mark.slow
+def test_identify_with_stages_gives_the_same_matches_as_identify(identifier):
+    import pipeline
+    from pipeline.report import identify_with_stages
+
+    rgb = pipeline.load_image(FIXTURES / "two_faces.jpg")
+    matches, stage_results = identify_with_stages(identifier, rgb)
+    plain = identifier.identify(rgb)
+    assert [(m.face.box, m.decision, m.name) for m in matches] == [(m.face.box, m.decision, m.name) for m in plain]
+    assert [m.score for m in matches] == pytest.approx([m.score for m in plain])
+    assert next(s for s in stage_results if s.name == "lowlight").fired is True
+
+
+@pytest.mark.slow
+def test_report_zip_holds_the_audit_the_sheet_and_every_crop(two_faces, tmp_path):
+    import zipfile
+
+    from pipeline.report import write_report_zip, zip_name
+
+    _, report, paths = two_faces
+    path = write_report_zip(report, tmp_path / "out")
+    assert path == tmp_path / "out" / zip_name(report) and path.name == f"report-{report.content_sha256[:12]}.zip"
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        names = archive.namelist()
+        assert names[:2] == ["audit.json", "evidence.html"] and sorted(names[2:]) == sorted(report.images)
+        assert json.loads(archive.read("audit.json")) == report.audit
+        assert archive.read("evidence.html") == paths["html"].read_bytes()
+        for name in report.images:
+            assert archive.read(name) == (paths["json"].parent / name).read_bytes()
+    assert (tmp_path / "out" / "audit.json").exists(), "the unzipped report is next to it"
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_report_zip_on_a_full_disk_is_a_clear_error(two_faces, tmp_path, monkeypatch):
+    from pipeline.report import ReportWriteError, write_report_zip
+
+    _, report, _ = two_faces
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(".zip"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(ReportWriteError, match="no space left on device"):
+        write_report_zip(report, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.zip")) and not list((tmp_path / "out").glob(".*.tmp"))
