@@ -3,6 +3,7 @@
     python -m benchmarks.bench_load                 # 8 clients for 60 s, fuzz, faults, fault/fuzz tests
     python -m benchmarks.bench_load --clients 8 --seconds 60 --no-tests
     python -m benchmarks.bench_load --seconds 120 --compare-env MALLOC_ARENA_MAX=2
+    python -m benchmarks.bench_load --clients 4 --seconds 20 --load-only   # quick error check, writes nothing
 
 1. **Load**: the app runs in a subprocess exactly as deployed (``python
    app.py --port P --suspects DIR``, default limits).  One person is
@@ -482,6 +483,30 @@ def render_comparison(args, env: dict, first: tuple, second: tuple) -> str:
     return "\n".join(lines)
 
 
+def check_load_only(args) -> int:
+    """The load phase alone; exit code 1 when any answer was not a result or the busy message."""
+    work = Path(tempfile.mkdtemp(prefix="bench_load-"))
+    server = Server(work, args.app_args)
+    try:
+        client = server.wait_ready()
+        _enrol(client)
+        _serving(client)
+        idle_rss = server.rss_kib()[0]
+        load = run_load(server, args.clients, args.seconds)
+    finally:
+        server.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    records = load["records"]
+    print(f"{args.clients} clients, {args.seconds:g} s: " + ", ".join(
+        f"{n} {outcome}" for outcome, n in sorted(Counter(r["outcome"] for r in records).items())))
+    print(_summary_row("this run", load, idle_rss))
+    bad = Counter(r["message"] for r in records if r["outcome"] not in ("ok", "busy"))
+    for message, n in bad.most_common():
+        print(f"  {n} x {message}")
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
@@ -492,8 +517,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare-env", metavar="KEY=VALUE", action="append", default=[],
                         help="after everything else, repeat the load phase on a fresh server with this environment "
                              "(e.g. MALLOC_ARENA_MAX=2) and report both")
+    parser.add_argument("--load-only", action="store_true",
+                        help="run only the load phase and print its outcome and errors (writes nothing): "
+                             "a quick check that nothing but the busy message comes back")
     parser.add_argument("app_args", nargs="*", help="extra arguments for app.py (after --)")
     args = parser.parse_args(argv)
+    if args.load_only:
+        sys.exit(check_load_only(args))
     work = Path(tempfile.mkdtemp(prefix="bench_load-"))
     server = Server(work, args.app_args)
     try:
