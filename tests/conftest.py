@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import struct
 import zlib
 from pathlib import Path
@@ -14,35 +12,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
+# One in-process server and port picker for the API, fuzz and browser tests and the browser benchmark.
+from benchmarks._browser import free_port, serve_app as running_app  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 # Faces in examples/group.jpg (1200 x 630): centres of the six faces, checked by eye.
 GROUP_FACE_CENTRES = [(759, 523), (594, 104), (468, 188), (896, 499), (657, 252), (263, 305)]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_app(suspects):
-    """The Blocks app served in-process on a free port with ``suspects`` as its watchlist; yields its URL."""
-    import app
-
-    app.CONFIG.suspects = suspects
-    app._watchlist.cache_clear()
-    demo = app.build_app()
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="session")

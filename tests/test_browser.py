@@ -5,18 +5,18 @@ from a Y4M clip of an enrolled person, made here from a shipped fixture photo.
 """
 
 import os
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import free_port, EXAMPLES, ROOT
+from benchmarks._browser import CHROMIUM_ARGS, chromium_path, fake_camera_args, write_y4m
+from conftest import EXAMPLES, ROOT, running_app
 
 pytestmark = pytest.mark.slow
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed (CI installs it)")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = chromium_path()
 if CHROMIUM is None:
     pytest.skip("Debian's chromium is not installed (CI installs it)", allow_module_level=True)
 
@@ -24,40 +24,16 @@ FIXTURES = ROOT / "tests" / "fixtures" / "faces"
 # Screenshots of each tab go here; `CCTV_SCREENSHOT_DIR=docs python -m pytest tests/test_browser.py`
 # refreshes the ones in docs/.
 SCREENSHOTS = Path(os.environ.get("CCTV_SCREENSHOT_DIR") or ROOT / ".pytest_cache")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-
-def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
-    """Write RGB frames as a 4:2:0 Y4M clip in TV range (how Chromium reads it)."""
-    h, w = frames[0].shape[:2]
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for rgb in frames:
-            yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).astype(np.float32)
-            y, uv = yuv[:h], yuv[h:]
-            y = 16 + y * (219 / 255)
-            uv = 128 + (uv - 128) * (224 / 255)
-            out.write(b"FRAME\n" + np.clip(np.rint(np.vstack([y, uv])), 0, 255).astype(np.uint8).tobytes())
-    return path
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    import app
     from pipeline.recognition import Watchlist
 
     suspects = tmp_path_factory.mktemp("suspects")
     Watchlist.load(suspects).add_person("Person A", [FIXTURES / "person_a_1.jpg", FIXTURES / "person_a_2.jpg"])
-    app.CONFIG.suspects = suspects
-    app._watchlist.cache_clear()
-    demo = app.build_app()
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with running_app(suspects) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +70,7 @@ def test_image_tab_shows_the_detections(app_url):
 
 
 def test_webcam_tab_shows_an_enrolled_person_in_the_live_gallery(app_url, camera_clip):
-    args = CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                            f"--use-file-for-fake-video-capture={camera_clip}"]
+    args = fake_camera_args(camera_clip)
     with playwright_sync.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         page = browser.new_page()
