@@ -82,3 +82,34 @@ def test_auto_mode_skips_sharp_crops(pair):
     assert needs_deblur(blurred)[0]
     assert not needs_deblur(sharp)[0]
     assert not needs_deblur(np.zeros((5, 5, 3), np.uint8))[0]
+
+
+# -- the TFLite/XNNPACK inference path -------------------------------------------------------------
+def test_shipped_tflite_matches_manifest_and_the_current_keras_weights():
+    """Fails when the generator is retrained without re-exporting: python -m pipeline.export_tflite deblurgan-v2."""
+    import hub_utils
+
+    from pipeline import tflite_runtime
+    from pipeline.export_tflite import SPECS, max_difference
+
+    spec = SPECS["deblurgan-v2-tflite"]
+    model_bytes = Path(hub_utils.resolve(spec.name).path).read_bytes()  # sha256 checked against the manifest
+    keras_weights = Path(hub_utils.resolve(spec.source).path)
+    assert tflite_runtime.source_sha256(model_bytes) == tflite_runtime.file_sha256(keras_weights), (
+        "weights/deblurgan_v2_fpn_mobilenet.tflite is stale: rerun python -m pipeline.export_tflite deblurgan-v2")
+    _, reference = spec.build()
+    assert max_difference(model_bytes, reference, spec, seed=7) <= 1e-4
+
+
+def test_tflite_is_used_and_agrees_with_the_keras_fallback(pair, monkeypatch):
+    from pipeline import tflite_runtime
+
+    assert deblur_stage.engine_in_use() == "tflite"
+    crop = pair[0][:50, :70]
+    fast = deblur_stage._restore_batch(crop[None], "auto")[0]
+    slow = deblur_stage._restore_batch(crop[None], "keras")[0]
+    assert np.abs(fast.astype(int) - slow.astype(int)).max() <= 1
+    monkeypatch.setattr(tflite_runtime, "source_sha256", lambda model_bytes: "0" * 64)
+    assert deblur_stage.engine_in_use() == "keras"  # a stale conversion is refused
+    with pytest.raises(FileNotFoundError, match="rerun python -m pipeline.export_tflite"):
+        deblur_stage._build_runner("tflite")

@@ -118,3 +118,63 @@ def test_bicubic_baseline_reproduces_the_literature():
 
     assert evaluate_sr(bicubic, SHARED_SR / "Set5", 3)["mean"] == pytest.approx(30.39, abs=0.05)
     assert evaluate_sr(bicubic, SHARED_SR / "Set14", 3)["mean"] == pytest.approx(27.54, abs=0.05)
+
+
+# -- the TFLite/XNNPACK inference path -------------------------------------------------------------
+TFLITE_SPECS = [f"{m}-x{s}-tflite" for m in ("srcnn", "fsrcnn") for s in (2, 3, 4)]
+
+
+def test_bicubic_upscale_is_matlab_imresize():
+    plane = np.random.default_rng(1).random((13, 21)).astype(np.float32) - 0.5
+    for scale in (2, 3, 4):
+        np.testing.assert_allclose(superres.bicubic_upscale(plane, scale), imresize(plane, scale), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", TFLITE_SPECS)
+def test_shipped_tflite_matches_manifest_and_its_keras_weights(name):
+    import hub_utils
+
+    from pipeline import tflite_runtime
+    from pipeline.export_tflite import SPECS, max_difference
+
+    spec = SPECS[name]
+    path = Path(hub_utils.resolve(name).path)  # raises on a sha256 mismatch with weights/models.json
+    model_bytes = path.read_bytes()
+    keras_weights = Path(hub_utils.resolve(spec.source).path)
+    assert tflite_runtime.source_sha256(model_bytes) == tflite_runtime.file_sha256(keras_weights), (
+        f"{path.name} was converted from other weights: rerun python -m pipeline.export_tflite {name}")
+    _, reference = spec.build()
+    assert max_difference(model_bytes, reference, spec, seed=7) <= 1e-4
+
+
+@pytest.mark.parametrize("model", ["srcnn", "fast"])
+def test_tflite_is_used_and_agrees_with_the_keras_fallback(scene, model, monkeypatch):
+    from pipeline import tflite_runtime
+
+    assert superres.engine_in_use(model, 3) == "tflite"
+    lr = scene[:40, :44]
+    fast = superres.upscale_with(superres._build_runner(model, 3, "auto"), lr, 3)
+    # Without ai-edge-litert the stage falls back to Keras; same pixels to one grey level.
+    monkeypatch.setattr(tflite_runtime, "interpreter_class", lambda: None)
+    assert superres.engine_in_use(model, 3) == "keras"
+    slow = superres.upscale_with(superres._build_runner(model, 3, "auto"), lr, 3)
+    assert np.abs(fast.astype(int) - slow.astype(int)).max() <= 1
+
+
+def test_a_stale_tflite_is_refused(monkeypatch):
+    from pipeline import tflite_runtime
+
+    monkeypatch.setattr(tflite_runtime, "source_sha256", lambda model_bytes: "0" * 64)
+    net, reason = superres._tflite_net("srcnn", 2)
+    assert net is None and "rerun python -m pipeline.export_tflite" in reason
+    with pytest.raises(FileNotFoundError, match="TFLite srcnn x2 unavailable"):
+        superres._build_runner("srcnn", 2, "tflite")
+
+
+def test_tflite_net_caches_one_interpreter_per_shape():
+    from pipeline.tflite_runtime import TFLiteNet
+
+    net = TFLiteNet((Path(__file__).parents[1] / "weights" / "fsrcnn_x2.tflite").read_bytes(), max_shapes=2)
+    outs = [net(np.zeros((1, h, 12, 1), np.float32)) for h in (10, 11, 12, 10)]
+    assert [o.shape for o in outs] == [(1, 10, 12, 4), (1, 11, 12, 4), (1, 12, 12, 4), (1, 10, 12, 4)]
+    assert len(net._cache) == 2

@@ -294,7 +294,10 @@ def bicubic_upscale(plane: np.ndarray, scale: int) -> np.ndarray:
     Equal to ``imresize(plane, scale)`` to float32 rounding (1e-6 on a 0..1 range).
     """
     h, w = plane.shape
-    return _bicubic_matrix(h, scale) @ np.asarray(plane, np.float32) @ _bicubic_matrix(w, scale).T
+    # cv2.gemm rather than numpy's matmul: OpenBLAS would spread these small products over
+    # its own thread pool, which costs far more than it saves next to other busy threads.
+    rows = cv2.gemm(_bicubic_matrix(h, scale), np.asarray(plane, np.float32), 1.0, None, 0.0)
+    return cv2.gemm(rows, _bicubic_matrix(w, scale), 1.0, None, 0.0, flags=cv2.GEMM_2_T)
 
 
 def upscale_with(luma_fn: LumaFn, rgb: np.ndarray, scale: int) -> np.ndarray:
