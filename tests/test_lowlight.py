@@ -26,6 +26,9 @@ from pipeline.stages.lowlight import (
 )
 
 
+STREET_LIGHT_SIZES = [(120, 160), (150, 200), (125, 171)]
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
@@ -119,6 +122,68 @@ def test_fast_matches_exact_on_small_images(seed, size):
     exact = enhance_low_light(rgb, method="exact")
     fast = enhance_low_light(rgb, method="fast")
     assert psnr(fast, exact) >= 32.0
+
+
+def street_light(h: int, w: int, seed: int) -> np.ndarray:
+    """A lamp with a hard rim over a very dark, noisy street, plus a lit window and a thin lit pole.
+
+    The case that leaked light before the access resistances (20.8 dB at
+    120 x 160): the 8 x 8 cells cut by the lamp's rim bridged the lamp and
+    the dark street, brightening the whole background by ~40 %.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    grey = np.full((h, w), 0.03) + 0.02 * xx / w
+    cy, cx, r = h * 0.35, w * 0.55, min(h, w) * 0.18
+    lamp = ((yy - cy) / r) ** 2 + ((xx - cx) / (1.3 * r)) ** 2 <= 1.0
+    grey[lamp] = 0.85 + 0.1 * np.sin(xx[lamp] / 3.0)
+    grey[int(h * 0.7) : int(h * 0.85), int(w * 0.1) : int(w * 0.3)] = 0.6
+    grey[:, int(w * 0.8) : int(w * 0.8) + 2] = 0.5
+    grey += rng.normal(0, 3 / 255, (h, w))
+    rgb = np.stack([grey, grey * 0.8, grey * 0.5], axis=2)
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("size", STREET_LIGHT_SIZES)
+def test_fast_matches_exact_around_a_hard_edged_street_light(seed, size):
+    rgb = street_light(*size, seed)
+    exact = enhance_low_light(rgb, method="exact")
+    fast = enhance_low_light(rgb, method="fast")
+    assert psnr(fast, exact) >= 32.0
+
+
+def test_light_does_not_leak_into_the_dark_background():
+    """Far from the lamp, the fast illumination of the dark street stays within 10 % of the exact one."""
+    rgb = street_light(120, 160, 2)
+    t_hat = max_rgb(rgb)
+    fast = refine_illumination_fast(t_hat)
+    exact = refine_illumination_exact(t_hat / 255.0)
+    far = np.zeros(t_hat.shape, bool)
+    far[90:, 60:120] = True          # street below the lamp, right of the window, left of the pole
+    assert abs(fast[far].mean() / exact[far].mean() - 1.0) < 0.10
+
+
+def test_access_resistance_by_hand():
+    """Cells of 4 along one line of 8 pixels, nodes at pixels 2 and 6: distances along the line."""
+    line = np.array([[1.0], [2.0], [4.0], [8.0], [16.0], [32.0], [64.0]], np.float32)   # edge y joins y, y+1
+    expected = [3, 2, 0, 4, 48, 32, 0, 64]
+    np.testing.assert_allclose(lowlight._access_resistance(line, 4, axis=0).ravel(), expected)
+    np.testing.assert_allclose(lowlight._access_resistance(line.T, 4, axis=1).ravel(), expected)
+
+
+def test_jacobi_sweep_is_a_convex_local_update():
+    rng = np.random.default_rng(8)
+    t_hat = rng.uniform(0, 1, (20, 30)).astype(np.float32)
+    res_h, res_v = lowlight._edge_resistances(t_hat, 0.15, 2.0, lowlight.EPS)
+    start = np.full_like(t_hat, 0.5)
+    out = lowlight._jacobi_sweeps(start.copy(), t_hat, res_h, res_v, 1)
+    assert out.dtype == np.float32 and 0.0 <= out.min() and out.max() <= 1.0
+    exact = refine_illumination_exact(t_hat.astype(np.float64))
+    matrix = lime_system(t_hat.astype(np.float64))
+    residual = lambda t: np.linalg.norm(matrix @ t.ravel().astype(np.float64) - t_hat.ravel())
+    assert residual(out) < residual(start)
+    assert np.abs(out - exact).mean() < np.abs(start - exact).mean()
 
 
 def test_partial_border_cells_are_as_good_as_the_rest():

@@ -278,15 +278,26 @@ FAST_EXACT_BELOW = 48 * 48
 """Images with fewer pixels than this are solved exactly (it takes < 10 ms)."""
 FAST_MAX_PIXELS = 2_100_000
 """Larger images get their illumination from an area-downscaled copy (T is smooth)."""
-ACCESS_WEIGHT = 0.2
-"""Weight of the access resistances (node line to pixel row) in the coarse conductances.
+ACCESS_WEIGHT = 0.7
+"""Weight of the access resistances (pixel to its cell's node) in the coarse problem.
 
-A single node line overestimates the resistance of reaching the node (the
-current really spreads over the cell), no access term at all lets a cell
-cut by an edge bridge both sides (light leaks from a lamp into the dark
-around it): 0.2 is the best of 0, 0.1, 0.2, 0.3, 0.5, 1 on the worst images (see
-BENCHMARKS.md).
+A cell is one node; without access resistances a cell cut by a lamp's rim
+is tied to the lamp by its bright pixels and to the dark street by its dark
+ones, and bridges the two (light leaked into the whole background: LIME/9
+25.5 dB).  Reaching the node is charged the resistance along the node
+line (column or row through the node), which a real current could partly
+sidestep: see :data:`ACCESS_MIN_RESISTANCE`.
 """
+ACCESS_MIN_RESISTANCE = 0.1
+"""Fine edges below this resistance cost nothing on the access paths.
+
+Only strong, consistent edges (a lamp's rim: resistance ~1) should cut a
+pixel off its node; texture and noise edges (~1e-4 to 1e-2) are easy to walk
+around.  Weight and threshold were chosen on the worst images of
+``../shared/datasets/lowlight`` (BENCHMARKS.md).
+"""
+JACOBI_SWEEPS = 2
+"""Full-resolution Jacobi sweeps after the upsampling (see :func:`_jacobi_sweeps`)."""
 JBU_RANGE_SIGMA = 0.1
 """Range sigma (illumination units) of the joint bilateral upsampling."""
 _OPEN = 1e30
@@ -355,7 +366,7 @@ def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma
     res_h, res_v = _edge_resistances(t_hat, alpha, sigma, eps)
     coarse_t, coarse_guide = _solve_homogenised(t_hat, res_h, res_v, cell, eps * eps / alpha)
     t = _joint_bilateral_upsample(coarse_t, coarse_guide, t_hat, cell, JBU_RANGE_SIGMA)
-    return _jacobi_step(t, t_hat, res_h, res_v)
+    return _jacobi_sweeps(t, t_hat, res_h, res_v, JACOBI_SWEEPS)
 
 
 def _edge_resistances(t_hat: np.ndarray, alpha: float, sigma: float, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -443,22 +454,32 @@ def _block_sum(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return cv2.resize(values, (cols, rows), interpolation=cv2.INTER_AREA) * np.float32((h // rows) * (w // cols))
 
 
-def _access_resistance(line: np.ndarray, cell: int) -> np.ndarray:
-    """Resistance from every pixel of a node line to its cell's node, along the line.
+def _access_resistance(lines: np.ndarray, cell: int, axis: int) -> np.ndarray:
+    """Resistance from every pixel of a line to its cell's node, along the line.
 
     Args:
-        line: float32 ``(n*k - 1) x m`` resistances of the fine edges along
-            ``m`` node lines (edge ``y`` joins pixels ``y`` and ``y + 1``).
+        lines: float32 resistances of the fine edges along lines that run
+            along ``axis`` (edge ``y`` joins pixels ``y`` and ``y + 1``;
+            ``n k - 1`` edges per line), already thresholded.
         cell: ``k``; the node of cell ``I`` is pixel ``I k + k // 2``.
+        axis: 0 (lines are columns) or 1 (lines are rows).
 
     Returns:
-        float64 ``n*k x m``: ``|sum of the edge resistances between pixel y and its node|``.
+        float32, ``n k`` pixels per line: ``|sum of the edge resistances
+        between the pixel and its node|``.
     """
-    length = line.shape[0] + 1
-    distance = np.zeros((length, line.shape[1]))
-    np.cumsum(line, axis=0, dtype=np.float64, out=distance[1:])
-    nodes = distance[cell // 2 :: cell]
-    distance -= np.repeat(nodes, cell, axis=0)[:length]
+    shape = list(lines.shape)
+    shape[axis] += 1
+    distance = np.zeros(shape, np.float32)
+    np.cumsum(lines, axis=axis, out=distance[1:] if axis == 0 else distance[:, 1:])
+    # Subtract each cell's node value: cells as a reshaped axis, no copies.
+    half = cell // 2
+    if axis == 0:
+        by_cell = distance.reshape(-1, cell, shape[1])
+        by_cell -= by_cell[:, half : half + 1, :]
+    else:
+        by_cell = distance.reshape(shape[0], -1, cell)
+        by_cell -= by_cell[:, :, half : half + 1]
     return np.abs(distance, out=distance)
 
 
@@ -497,68 +518,83 @@ def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, 
         pad_v = cv2.copyMakeBorder(res_v, 0, hp - (h - 1), 0, 0, border, value=tiny)
         pad_v = cv2.copyMakeBorder(pad_v, 0, 0, 0, wp - w, border, value=_OPEN)
         data = cv2.copyMakeBorder(t_hat, 0, hp - h, 0, wp - w, border, value=0.0)
-    cell_sum = _block_sum(data, rows, cols).astype(np.float64)
-    rows_in = np.minimum(cell, h - cell * np.arange(rows)).astype(np.float64)
-    cols_in = np.minimum(cell, w - cell * np.arange(cols)).astype(np.float64)
-    cell_count = rows_in[:, None] * cols_in[None, :]
+    # Access paths: a pixel reaches its node along its row to the node
+    # column, then along the node column (node row for vertical bundles).
+    node_cols = np.minimum(np.arange(cols) * cell + half, w - 1)
+    node_rows = np.minimum(np.arange(rows) * cell + half, h - 1)
+    strong_h = cv2.threshold(pad_h[:, : wp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO)[1]
+    strong_v = cv2.threshold(pad_v[: hp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO)[1]
+    to_node_col = _access_resistance(strong_v[:, node_cols], cell, axis=0)     # hp x cols
+    to_node_row = _access_resistance(strong_h[node_rows], cell, axis=1)        # rows x wp
+
+    # Data term: eliminating a pixel tied to its node by resistance R leaves
+    # the node the data weight 1 / (1 + R) (the Schur complement of the
+    # pixel's 2 x 2 system); a lamp pixel behind the rim of a dark cell then
+    # hardly pulls that cell up.  Padding pixels weigh nothing.
+    pixel_access = _access_resistance(strong_h, cell, axis=1)                  # hp x wp
+    pixel_access.reshape(hp, cols, cell)[...] += to_node_col[:, :, None]
+    pixel_access *= ACCESS_WEIGHT
+    pixel_access += 1.0
+    weight = cv2.divide(1.0, pixel_access)
+    weight[h:, :] = 0.0
+    weight[:, w:] = 0.0
+    cell_count = _block_sum(weight, rows, cols).astype(np.float64)
+    cell_sum = _block_sum(cv2.multiply(weight, data), rows, cols).astype(np.float64)
 
     # Coarse conductance between neighbouring cells: over the k parallel
-    # pixel rows (columns), the series conductance of the path from one cell
-    # node to the other.  A path along pixel row i runs k fine edges between
-    # the two node columns, plus, at each end, the access resistance from
-    # row i to the node along the node column (see _access_resistance).
+    # pixel rows (columns), the series conductance of the path from one node
+    # to the other: the k fine edges between the two node columns, plus the
+    # access resistance at each end.
     east = np.zeros((rows, cols))
     south = np.zeros((rows, cols))
     if cols > 1:
         series = _block_sum(pad_h[:, half : half + (cols - 1) * cell], hp, cols - 1).astype(np.float64)
-        node_cols = np.minimum(np.arange(cols) * cell + half, w - 1)
-        access = _access_resistance(pad_v[: hp - 1, node_cols], cell)
-        series += ACCESS_WEIGHT * (access[:, :-1] + access[:, 1:])
+        series += ACCESS_WEIGHT * (to_node_col[:, :-1] + to_node_col[:, 1:])
         east[:, : cols - 1] = _block_sum((1.0 / series).astype(np.float32), rows, cols - 1)
     if rows > 1:
         series = _block_sum(pad_v[half : half + (rows - 1) * cell, :], rows - 1, wp).astype(np.float64)
-        node_rows = np.minimum(np.arange(rows) * cell + half, h - 1)
-        access = _access_resistance(pad_h[node_rows, : wp - 1].T, cell).T
-        series += ACCESS_WEIGHT * (access[:-1] + access[1:])
+        series += ACCESS_WEIGHT * (to_node_row[:-1] + to_node_row[1:])
         south[: rows - 1, :] = _block_sum((1.0 / series).astype(np.float32), rows - 1, cols)
     diag = cell_count + east + south
     diag[:, 1:] += east[:, :-1]
     diag[1:, :] += south[:-1, :]
     coarse = _solve_grid_system(diag, east, south, cell_sum)
     coarse_t = np.asarray(coarse, dtype=np.float32).reshape(rows, cols)
-    coarse_guide = (cell_sum / cell_count).astype(np.float32)
+    coarse_guide = (cell_sum / np.maximum(cell_count, 1e-12)).astype(np.float32)
     return coarse_t, coarse_guide
 
 
-def _jacobi_step(t: np.ndarray, t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray) -> np.ndarray:
-    """One Jacobi sweep of the full-resolution system, in place: ``t = (t_hat + sum c t_nb) / (1 + sum c)``.
+def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray,
+                   sweeps: int) -> np.ndarray:
+    """Jacobi sweeps of the full-resolution system: ``t <- (t_hat + sum c t_nb) / (1 + sum c)``.
 
     The coarse solution cannot hold what varies inside a cell: the dark
-    pixels in the gaps of a lit structure and the part of the sensor noise
-    that the exact ``T`` keeps.  Each pixel is weakly tied (small
-    conductance ``c``) to exactly those neighbours, so one local sweep
-    restores most of it (measured: +0.3 to +1.4 dB; further sweeps add less).
-    The result is a convex combination of ``t_hat`` and ``t``: it stays in
-    ``[0, 1]``.
+    pixels in the gaps of a lit structure, small lights, and the part of the
+    sensor noise that the exact ``T`` keeps.  Such pixels are weakly tied
+    (small conductance ``c``) to their neighbours, so a local sweep
+    restores much of it (measured on the worst images: +0.3 to +1.4 dB for
+    the first sweep, about half that for the second).  Each sweep is a
+    convex combination of ``t_hat`` and ``t``: it stays in ``[0, 1]``.
 
     Args:
         t: float32 ``H x W`` current illumination (overwritten and returned).
         t_hat: float32 ``H x W``.
         res_h, res_v: float32 fine edge resistances ``1 / (alpha W~)``.
     """
-    num = t_hat.copy()
+    c_h, c_v = cv2.divide(1.0, res_h), cv2.divide(1.0, res_v)
     den = np.ones_like(t_hat)
-    for res, axis in ((res_h, 1), (res_v, 0)):
-        if res.size == 0:
-            continue
-        conductance = cv2.divide(1.0, res)
-        first = (slice(None), slice(None, -1)) if axis == 1 else (slice(None, -1), slice(None))
-        second = (slice(None), slice(1, None)) if axis == 1 else (slice(1, None), slice(None))
-        num[first] += conductance * t[second]
-        num[second] += conductance * t[first]
-        den[first] += conductance
-        den[second] += conductance
-    return cv2.divide(num, den, dst=t)
+    den[:, :-1] += c_h
+    den[:, 1:] += c_h
+    den[:-1] += c_v
+    den[1:] += c_v
+    for _ in range(sweeps):
+        num = t_hat.copy()
+        num[:, :-1] += c_h * t[:, 1:]
+        num[:, 1:] += c_h * t[:, :-1]
+        num[:-1] += c_v * t[1:]
+        num[1:] += c_v * t[:-1]
+        t = cv2.divide(num, den, dst=t)
+    return t
 
 
 @functools.lru_cache(maxsize=4)
