@@ -6,7 +6,7 @@ XNNPACK runs the small convolutions several times faster than TensorFlow,
 mostly because it has no per-op dispatch overhead.
 
 The files are fully convolutional with a dynamic input shape: one interpreter
-is kept per input shape (a small LRU cache), because resizing an interpreter
+is kept per input shape (a small LRU cache, bounded in shapes and pixels): resizing one
 re-plans XNNPACK and would thrash when crops of two sizes alternate.
 
 Every exported file records the sha256 of the Keras weights it was made from
@@ -67,6 +67,11 @@ def source_sha256(model_bytes: bytes) -> str | None:
     return value.decode("ascii") if value else None
 
 
+def _pixels(shape: tuple[int, ...]) -> int:
+    """Batch x height x width of an NHWC shape."""
+    return int(np.prod(shape[:-1]))
+
+
 class TFLiteNet:
     """A single-input, single-output ``.tflite`` network callable on float32 arrays of any size.
 
@@ -74,7 +79,8 @@ class TFLiteNet:
     a new float32 array.  Thread-safe: each cached interpreter has its own lock.
     """
 
-    def __init__(self, model_bytes: bytes, num_threads: int | None = None, max_shapes: int = 8) -> None:
+    def __init__(self, model_bytes: bytes, num_threads: int | None = None, max_shapes: int = 8,
+                 max_cached_pixels: int = 1_200_000) -> None:
         interpreter = interpreter_class()
         if interpreter is None:
             raise ImportError("ai-edge-litert is not installed (pip install ai-edge-litert)")
@@ -82,6 +88,7 @@ class TFLiteNet:
         self._bytes = model_bytes
         self._num_threads = num_threads or os.cpu_count() or 1
         self._max_shapes = max_shapes
+        self._max_cached_pixels = max_cached_pixels
         self._cache: OrderedDict[tuple[int, ...], tuple[object, threading.Lock]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -97,7 +104,10 @@ class TFLiteNet:
         item = (interpreter, threading.Lock())
         with self._cache_lock:
             self._cache[shape] = item
-            while len(self._cache) > self._max_shapes:
+            # Each interpreter holds activation buffers for its shape (SRCNN: ~400 bytes per
+            # pixel), so big stills are cached only while they fit the pixel budget.
+            while len(self._cache) > 1 and (len(self._cache) > self._max_shapes
+                                            or sum(map(_pixels, self._cache)) > self._max_cached_pixels):
                 self._cache.popitem(last=False)
         return item
 

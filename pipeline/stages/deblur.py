@@ -180,17 +180,17 @@ def _restore_batch(batch: np.ndarray, engine: str = "auto") -> np.ndarray:
     return np.clip(np.rint((y + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def _restore_tiled(rgb: np.ndarray) -> np.ndarray:
+def _restore_tiled(rgb: np.ndarray, engine: str = "auto") -> np.ndarray:
     h, w = rgb.shape[:2]
     if h <= TILE and w <= TILE:
-        return _restore_batch(rgb[None])[0]
+        return _restore_batch(rgb[None], engine)[0]
     out = np.empty_like(rgb)
     for y0 in range(0, h, TILE):
         for x0 in range(0, w, TILE):
             y1, x1 = min(h, y0 + TILE), min(w, x0 + TILE)
             ty0, tx0 = max(0, y0 - HALO), max(0, x0 - HALO)
             ty1, tx1 = min(h, y1 + HALO), min(w, x1 + HALO)
-            tile = _restore_batch(rgb[ty0:ty1, tx0:tx1][None])[0]
+            tile = _restore_batch(rgb[ty0:ty1, tx0:tx1][None], engine)[0]
             out[y0:y1, x0:x1] = tile[y0 - ty0:y1 - ty0, x0 - tx0:x1 - tx0]
     return out
 
