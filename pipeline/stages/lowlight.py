@@ -523,8 +523,9 @@ def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, 
     node_cols = np.minimum(np.arange(cols) * cell + half, w - 1)
     node_rows = np.minimum(np.arange(rows) * cell + half, h - 1)
     strong_h = cv2.threshold(pad_h[:, : wp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO)[1]
-    strong_v = cv2.threshold(pad_v[: hp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO)[1]
-    to_node_col = _access_resistance(strong_v[:, node_cols], cell, axis=0)     # hp x cols
+    strong_v = cv2.threshold(np.ascontiguousarray(pad_v[: hp - 1, node_cols]), ACCESS_MIN_RESISTANCE, 0,
+                             cv2.THRESH_TOZERO)[1]
+    to_node_col = _access_resistance(strong_v, cell, axis=0)                   # hp x cols
     to_node_row = _access_resistance(strong_h[node_rows], cell, axis=1)        # rows x wp
 
     # Data term: eliminating a pixel tied to its node by resistance R leaves
@@ -535,7 +536,7 @@ def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, 
     pixel_access.reshape(hp, cols, cell)[...] += to_node_col[:, :, None]
     pixel_access *= ACCESS_WEIGHT
     pixel_access += 1.0
-    weight = cv2.divide(1.0, pixel_access)
+    weight = np.reciprocal(pixel_access, out=pixel_access)
     weight[h:, :] = 0.0
     weight[:, w:] = 0.0
     cell_count = _block_sum(weight, rows, cols).astype(np.float64)
@@ -581,7 +582,7 @@ def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, res_h: np.ndarray, res_v: n
         t_hat: float32 ``H x W``.
         res_h, res_v: float32 fine edge resistances ``1 / (alpha W~)``.
     """
-    c_h, c_v = cv2.divide(1.0, res_h), cv2.divide(1.0, res_v)
+    c_h, c_v = np.reciprocal(res_h), np.reciprocal(res_v)
     den = np.ones_like(t_hat)
     den[:, :-1] += c_h
     den[:, 1:] += c_h
