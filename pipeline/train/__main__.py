@@ -1,8 +1,11 @@
-"""Command line: ``python -m pipeline.train {srcnn,fsrcnn,deblur} [options]``.
+"""Command line: ``python -m pipeline.train {srcnn,fsrcnn,deblur,deblur-gpu,deblur-data,deblur-import} [options]``.
 
 See :mod:`pipeline.train` for what every run writes.  Data defaults to
 ``../shared/datasets`` (T91 for SR, Set5/Set14 for its evaluation; face photos
 and T91 for deblurring, with a held-out split of the faces plus Set5/Set14).
+``deblur-gpu`` trains the same generator with PyTorch and blur made on the
+GPU (:mod:`pipeline.train.torch_deblur`), ``deblur-data`` packs its data for
+a device run, ``deblur-import`` turns its output into the Keras weights file.
 """
 
 from __future__ import annotations
@@ -46,6 +49,18 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--fpn-filters", type=int, default=64)
             p.add_argument("--head-filters", type=int, default=32)
             p.add_argument("--psf-bank", type=int, default=4000, help="number of pre-made blur kernels")
+    from .torch_deblur import add_arguments
+
+    add_arguments(sub.add_parser("deblur-gpu", help="the deblurring generator in PyTorch, pairs made on the GPU"))
+    p = sub.add_parser("deblur-data", help="pack training images + held-out pairs for a device run")
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
+    p.add_argument("--out", type=Path, default=ROOT / ".traindata" / "deblur")
+    p.add_argument("--init-from", type=Path, default=None, help="Keras .weights.h5 to continue from")
+    p = sub.add_parser("deblur-import", help="PyTorch-twin weights (.keras.npz) -> Keras .weights.h5 + JSON")
+    p.add_argument("npz", type=Path)
+    p.add_argument("--gpu-json", type=Path, default=None, help="the run's <name>.gpu.json")
+    p.add_argument("--out", type=Path, default=ROOT / "weights")
+    p.add_argument("--command", default=None, help="training command to record")
     return parser
 
 
@@ -192,7 +207,21 @@ def run_deblur(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if args.model == "deblur":
+    if args.model == "deblur-gpu":
+        from .torch_deblur import run
+
+        run(args)
+    elif args.model == "deblur-data":
+        from .deblur_data import pack
+
+        print(pack(args.data, args.out, args.init_from), flush=True)
+    elif args.model == "deblur-import":
+        from .import_weights import import_npz
+
+        metrics = import_npz(args.npz, args.out, args.gpu_json, args.command)
+        print(f"wrote {metrics['weights']} ({metrics['bytes']} bytes, sha256 {metrics['sha256']}); "
+              f"Keras vs twin max diff {metrics['twin_max_abs_diff']:.1e}", flush=True)
+    elif args.model == "deblur":
         run_deblur(args)
     else:
         run_sr(args)
