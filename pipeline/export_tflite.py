@@ -12,9 +12,12 @@ quantisation), check that the TFLite output matches Keras to within
 flatbuffer's metadata (the stages refuse a stale conversion), write
 ``weights/<file>.tflite`` and update that file's sha256/size in the manifest.
 
-Two graph changes make the files fully convolutional and XNNPACK-friendly,
-without changing a single output value:
+Three graph changes make the files fully convolutional, XNNPACK-friendly and
+cheaper, without changing a single output value:
 
+* SRCNN uses ``valid`` convolutions: it maps a tile padded by the 8 px
+  receptive-field halo to the tile itself (the centre of the ``same``
+  network's output, exactly), about 10 % less work than ``same``.
 * FSRCNN stops before its pixel shuffle (the stage does that reshape in
   NumPy), so no shape arithmetic is baked into the file.
 * In the deblurring generator, Keras' nearest-neighbour ``UpSampling2D``
@@ -59,12 +62,34 @@ class ExportSpec:
     build: Callable[[], tuple[object, object]]  # -> (inference graph to convert, reference Keras callable)
 
 
+def srcnn_halo(net) -> int:
+    """Receptive-field radius of an SRCNN: the context its ``valid`` export crops off each side (8 for 9-5-5)."""
+    import keras
+
+    return sum((layer.kernel_size[0] - 1) // 2 for layer in net.layers if isinstance(layer, keras.layers.Conv2D))
+
+
 def _srcnn(scale: int):
     def build():
+        import keras
+
         from .stages.superres import build_keras_net
 
+        # 'valid' convolutions on a halo-padded tile give exactly the centre of the 'same'
+        # network's output, and the costly 5x5 64->32 layer then computes 260^2 instead of
+        # 272^2 pixels for a 256^2 output (the stage pads every tile by the halo anyway).
         net = build_keras_net("srcnn", scale)
-        return net, lambda x: net(x, training=False)
+        halo = srcnn_halo(net)
+        inputs = keras.Input(shape=(None, None, 1), name="padded_bicubic_luma")
+        x = inputs
+        for layer in net.layers:
+            if isinstance(layer, keras.layers.Conv2D):
+                valid = keras.layers.Conv2D.from_config({**layer.get_config(), "padding": "valid"})
+                x = valid(x)
+                valid.set_weights(layer.get_weights())
+        centre = keras.layers.Cropping2D(halo, name="centre")(inputs)
+        graph = keras.Model(inputs, keras.layers.Add(name="residual_add")([centre, x]), name=f"srcnn_x{scale}_valid")
+        return graph, lambda padded: net(padded, training=False)[:, halo:-halo, halo:-halo, :]
     return build
 
 

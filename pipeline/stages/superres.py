@@ -155,7 +155,7 @@ def _build_runner(model: str, scale: int, engine: str) -> LumaFn:
         net, reason = _tflite_net(model, scale)
         if net is not None:
             if model == "srcnn":
-                return lambda lr, up: _srcnn_tiled(net, up, _TFLITE_BUCKET, square=False)
+                return lambda lr, up: _srcnn_tiled_valid(net, up)
 
             def run_fast(lr: np.ndarray, up: np.ndarray) -> np.ndarray:
                 # The file stops before the pixel shuffle: (1, h, w, r*r) -> (h*r, w*r), plus the bicubic luma.
@@ -242,6 +242,31 @@ def _srcnn_tiled(compiled: Callable[[np.ndarray], np.ndarray], up: np.ndarray,
             result = compiled(padded[None, :, :, None])[0, :, :, 0]
             oy, ox = top + (y0 - ty0), left + (x0 - tx0)
             out[y0:y1, x0:x1] = result[oy:oy + (y1 - y0), ox:ox + (x1 - x0)]
+    return out
+
+
+def _srcnn_tiled_valid(net: Callable[[np.ndarray], np.ndarray], up: np.ndarray) -> np.ndarray:
+    """SRCNN exported with ``valid`` convolutions over ``up`` (``H x W`` float32), tile by tile.
+
+    Each tile gets ``_SRCNN_HALO`` px of context: image where it exists,
+    reflection beyond the borders (as :func:`_srcnn_tiled`, so both engines give
+    the same pixels), plus reflection up to a multiple of ``_TFLITE_BUCKET`` so
+    that few input shapes (interpreters) are needed; the net returns the tile.
+    """
+    h, w = up.shape
+    out = np.empty_like(up)
+    halo = _SRCNN_HALO
+    for y0 in range(0, h, TILE):
+        for x0 in range(0, w, TILE):
+            y1, x1 = min(h, y0 + TILE), min(w, x0 + TILE)
+            ty0, ty1 = max(0, y0 - halo), min(h, y1 + halo)
+            tx0, tx1 = max(0, x0 - halo), min(w, x1 + halo)
+            want_h, want_w = _round_up(y1 - y0, _TFLITE_BUCKET), _round_up(x1 - x0, _TFLITE_BUCKET)
+            top, left = halo - (y0 - ty0), halo - (x0 - tx0)
+            bottom = want_h + 2 * halo - (ty1 - ty0) - top
+            right = want_w + 2 * halo - (tx1 - tx0) - left
+            padded = np.pad(up[ty0:ty1, tx0:tx1], ((top, bottom), (left, right)), mode="reflect")
+            out[y0:y1, x0:x1] = net(padded[None, :, :, None])[0, :y1 - y0, :x1 - x0, 0]
     return out
 
 
