@@ -316,8 +316,9 @@ def main(argv: list[str] | None = None) -> None:
 `python -m benchmarks.bench_lowlight --frames {args.frames} --hd-frames {args.hd_frames}` -- {machine()};
 {load_before} at the start, {load_avg()} at the end (the machine was shared: timings are pessimistic); {minutes:.0f} min.
 Parameters: alpha {PARAMS['alpha']}, gamma {PARAMS['gamma']}, sigma {PARAMS['sigma']}, eps {lowlight.EPS}.
-Fast method: homogenised {lowlight.FAST_CELL} x {lowlight.FAST_CELL}-cell solve + joint bilateral upsampling
-(see `pipeline/stages/lowlight.py`).
+Fast method: homogenised {lowlight.FAST_CELL} x {lowlight.FAST_CELL}-cell solve (access weight {lowlight.ACCESS_WEIGHT},
+access threshold {lowlight.ACCESS_MIN_RESISTANCE}) + joint bilateral upsampling + {lowlight.JACOBI_SWEEPS} full-resolution
+Jacobi sweeps (see `pipeline/stages/lowlight.py`).
 
 ### Fidelity: fast vs exact, every image of `../shared/datasets/lowlight` (target >= 32 dB)
 
