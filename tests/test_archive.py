@@ -17,7 +17,7 @@ import pytest
 from conftest import EXAMPLES, ROOT
 from pipeline import Pipeline, load_image
 from pipeline.video import iter_frames, scan_video
-from pipeline.video.archive import ArchiveSettings, FAULT_ENV, output_dirs, scan_archive
+from pipeline.video.archive import ArchiveSettings, FAULT_ENV, actor_options, output_dirs, scan_archive
 from pipeline.video.chunks import iter_frame_range, plan_chunks
 
 CLIP = EXAMPLES / "arcade_clip.mp4"
@@ -52,7 +52,7 @@ def archive(tmp_path_factory):
     (footage / "notes.mp4").write_text("not a video")
     suspects = root / "suspects"
     Watchlist.load(suspects).add_person("Person A", [FACES / "person_a_1.jpg", FACES / "person_a_2.jpg"])
-    settings = ArchiveSettings(suspects=str(suspects), chunk_seconds=CHUNK_S, overlap_s=0.4)
+    settings = ArchiveSettings(suspects=str(suspects), chunk_seconds=CHUNK_S)  # as the CLI's --chunk-seconds
     return {"footage": footage, "settings": settings, "root": root}
 
 
@@ -112,6 +112,12 @@ def test_output_folders_never_collide():
     videos = [Path("a/cam1/0001.mp4"), Path("a/cam2/0001.mp4"), Path("a/x.mp4")]
     assert [p.name for p in output_dirs(videos, Path("out"))] == ["cam1_0001", "cam2_0001", "x"]
     assert output_dirs(videos[:1], Path("out")) == [Path("out")]
+
+
+def test_ray_actors_ask_for_a_gpu_each_when_the_cluster_has_gpus():
+    assert actor_options({"CPU": 16.0, "GPU": 4.0}) == ({"num_gpus": 1, "num_cpus": 1}, 4)
+    assert actor_options({"CPU": 2.0}) == ({"num_cpus": 1}, 2)
+    assert actor_options({"CPU": 2.0}, workers=1)[1] == 1
 
 
 @pytest.mark.slow
@@ -178,6 +184,23 @@ def test_disk_full_while_writing_outputs_is_reported_and_rerun_completes(archive
     summary = scan_archive([archive["footage"]], out, archive["settings"], show_progress=False)
     assert "walk.mp4" not in {Path(p).name for p, _ in summary.failed} and summary.chunks_run == 0
     assert _comparable(_outputs(out, "walk.mp4")) == _comparable(_outputs(first, "walk.mp4"))
+
+
+@pytest.mark.slow
+def test_cli_archive_scan_resumes_and_exits_non_zero_on_bad_files(archive, in_process, tmp_path, capsys):
+    from pipeline.__main__ import main
+
+    _, first = in_process
+    out = tmp_path / "out"
+    shutil.copytree(first / ".work", out / ".work")
+    assert main(["scan", str(archive["footage"]), "--out", str(out), "--suspects", archive["settings"].suspects,
+                 "--chunk-seconds", str(CHUNK_S), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert "3 reused from an earlier run" in captured.err and "failed: " in captured.err
+    assert "notes.mp4" in captured.err and "walk.mp4: 1 sighting(s), 1 match(es)" in captured.out
+    assert {"annotated.mp4", "sightings.json", "sightings.csv", "timeline.png"} <= {p.name for p in (out / "cam1").iterdir()}
+    assert main(["scan", str(CLIP), "--out", str(out), "--workers", "2"]) == 2
+    assert "--workers needs --ray" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

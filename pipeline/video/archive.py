@@ -130,8 +130,10 @@ def _fingerprint_folder(folder: str | None) -> str:
 
 def _file_key(path: Path, settings: ArchiveSettings, watchlist: str) -> str:
     stat = path.stat()
-    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, asdict(settings), watchlist],
-                      sort_keys=True)
+    # Numbers as floats: 180 * 60 from the CLI and 3 * 3600.0 from Python are the same setting.
+    values = {k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+              for k, v in asdict(settings).items()}
+    text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, values, watchlist], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -384,6 +386,17 @@ class _InProcessPool:
             on_result(spec, result, None)
 
 
+def actor_options(resources: dict[str, float], workers: int | None = None) -> tuple[dict[str, Any], int]:
+    """Ray options of each actor and how many actors, from the cluster's resources.
+
+    One GPU per actor when the cluster has GPUs (TensorFlow stages run on it),
+    else one CPU per actor; by default as many actors as GPUs, else CPUs.
+    """
+    gpus = int(resources.get("GPU", 0))
+    options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
+    return options, max(1, workers or gpus or int(resources.get("CPU", 1)))
+
+
 class _RayPool:
     """A pool of Ray actors, each with the models loaded once; a dead actor is replaced."""
 
@@ -391,12 +404,7 @@ class _RayPool:
         import ray
 
         self.ray = ray
-        resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0))
-        # One GPU per actor when the cluster has GPUs (detection and recognition batch on it),
-        # else one CPU per actor.
-        self.options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
-        self.size = max(1, workers or (gpus or int(resources.get("CPU", 1))))
+        self.options, self.size = actor_options(ray.cluster_resources(), workers)
         # Workers import this package: on a local Ray the driver's checkout is on their path; a
         # cluster's image must have it (README: "Scanning an archive with Ray").
         root = str(Path(__file__).resolve().parents[2])
@@ -484,7 +492,13 @@ def scan_archive(items: Sequence[str | Path], out_dir: str | Path, settings: Arc
     settings = settings or ArchiveSettings()
     out_root = Path(out_dir)
     t0 = time.perf_counter()
-    jobs = plan_archive(expand_videos([str(i) for i in items], recursive=True), out_root, settings)
+    videos = expand_videos([str(i) for i in items], recursive=True)
+    inside = out_root.resolve()
+    # Never scan our own outputs (an output folder inside the footage folder, then a re-run).
+    videos = [v for v in videos if inside not in v.resolve().parents]
+    if not videos:
+        raise InputError(f"no video files found outside the output folder {out_root}")
+    jobs = plan_archive(videos, out_root, settings)
     summary = ArchiveSummary(jobs)
     todo: list[tuple[FileJob, ChunkSpec]] = []
     for job in jobs:
