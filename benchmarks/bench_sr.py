@@ -185,7 +185,7 @@ def main() -> None:
               f"### Speed (CPU, median ms; product path on {timings['engine_srcnn']} / {timings['engine_fast']})", "",
               "| what | ms | target |", "|---|---|---|",
               f"| SRCNN, 64x64 crop x4 (256x256 out), whole `super_resolve` | {timings['srcnn_x4_64']:.1f} | <= 50 |",
-              f"| SRCNN network only, 256x256 out (one 272x272 tile: 8 px halo) | {timings['srcnn_net_256']:.1f} | |",
+              f"| SRCNN network only, 256x256 out (272x272 reflect-padded tile, `valid` convolutions) | {timings['srcnn_net_256']:.1f} | |",
               f"| fast model, 64x64 crop x4, whole `super_resolve` | {timings['fast_x4_64']:.1f} | <= 5 |",
               f"| fast model network only, 64x64 -> 256x256 | {timings['fast_net_64']:.1f} | |",
               f"| *previous path* SRCNN whole, Keras + XLA | {timings['srcnn_keras_x4_64']:.1f} | |",
