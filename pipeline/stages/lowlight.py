@@ -597,18 +597,26 @@ def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, res_h: np.ndarray, res_v: n
         res_h, res_v: float32 fine edge resistances ``1 / (alpha W~)``.
     """
     c_h, c_v = np.reciprocal(res_h), np.reciprocal(res_v)
-    den = np.ones_like(t_hat)
-    den[:, :-1] += c_h
-    den[:, 1:] += c_h
-    den[:-1] += c_v
-    den[1:] += c_v
+    inv_den = np.ones_like(t_hat)
+    inv_den[:, :-1] += c_h
+    inv_den[:, 1:] += c_h
+    inv_den[:-1] += c_v
+    inv_den[1:] += c_v
+    np.reciprocal(inv_den, out=inv_den)
+    # Buffers reused across sweeps: fresh megabyte arrays cost page faults.
+    num = np.empty_like(t_hat)
+    flow_h, flow_v = np.empty_like(c_h), np.empty_like(c_v)
     for _ in range(sweeps):
-        num = t_hat.copy()
-        num[:, :-1] += c_h * t[:, 1:]
-        num[:, 1:] += c_h * t[:, :-1]
-        num[:-1] += c_v * t[1:]
-        num[1:] += c_v * t[:-1]
-        t = cv2.divide(num, den, dst=t)
+        np.copyto(num, t_hat)
+        np.multiply(c_h, t[:, 1:], out=flow_h)
+        num[:, :-1] += flow_h
+        np.multiply(c_h, t[:, :-1], out=flow_h)
+        num[:, 1:] += flow_h
+        np.multiply(c_v, t[1:], out=flow_v)
+        num[:-1] += flow_v
+        np.multiply(c_v, t[:-1], out=flow_v)
+        num[1:] += flow_v
+        np.multiply(num, inv_den, out=t)
     return t
 
 
@@ -661,13 +669,18 @@ def _joint_bilateral_upsample(coarse_t: np.ndarray, coarse_guide: np.ndarray, gu
     scale = -0.5 / (range_sigma * range_sigma)
     num = np.zeros((h, w), np.float32)
     den = np.zeros((h, w), np.float32)
+    # Buffers reused across the four cells: fresh megabyte arrays cost page faults.
+    diff = np.empty((h, w), np.float32)
+    weight = np.empty((h, w), np.float32)
     for index, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         y0, x0 = half + dy * cell, half + dx * cell
-        diff = cv2.subtract(guide, big_g[y0 : y0 + h, x0 : x0 + w])
-        weight = cv2.exp(cv2.multiply(diff, diff, scale=scale))
-        weight = cv2.multiply(weight, bilinear[index])
+        cv2.subtract(guide, big_g[y0 : y0 + h, x0 : x0 + w], dst=diff)
+        cv2.multiply(diff, diff, dst=diff, scale=scale)
+        cv2.exp(diff, dst=weight)
+        cv2.multiply(weight, bilinear[index], dst=weight)
         cv2.add(den, weight, dst=den)
-        cv2.add(num, cv2.multiply(weight, big_t[y0 : y0 + h, x0 : x0 + w]), dst=num)
+        cv2.multiply(weight, big_t[y0 : y0 + h, x0 : x0 + w], dst=diff)
+        cv2.add(num, diff, dst=num)
     # The bilinear weights sum to 1 and each range weight is > 0 unless the
     # guide differs by > ~13 sigma: fall back to plain bilinear there.
     np.maximum(den, np.float32(1e-30), out=den)
