@@ -610,6 +610,8 @@ def build_app() -> gr.Blocks:
             id_btn.click(identify, [id_image, id_threshold, *id_toggles],
                          [id_annotated, id_raw, id_enh, id_table, id_json, id_source], api_name="identify")
             id_report_btn.click(identify_report, [id_source], [id_report], api_name="report")
+            # A new run makes the last zip stale: clear it so the file shown always belongs to the result shown.
+            id_btn.click(lambda: None, None, [id_report], api_visibility="private", queue=False)
 
         with gr.Tab("Watchlist"):
             people = gr.Dataframe(headers=["id", "name", "status", "photos", "updated", "problems"],
@@ -675,6 +677,7 @@ def build_app() -> gr.Blocks:
                                         [video_out, sightings_gallery, timeline, downloads, scan_status,
                                          sightings_json, scan_source], api_name="scan_video")
             scan_report_btn.click(scan_report, [scan_source], [scan_report_file], api_name="scan_report")
+            scan_btn.click(lambda: None, None, [scan_report_file], api_visibility="private", queue=False)
             cancel_btn.click(None, None, None, cancels=[scan_event], api_visibility="private")
 
         with gr.Tab("Webcam"):
