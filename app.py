@@ -402,9 +402,20 @@ def _sighting_gallery(sightings) -> list[tuple[Any, str]]:
     return items
 
 
+_PURGE_EVERY_S = 60.0
+_last_purge = [0.0]
+
+
 def _purge_old_outputs() -> None:
-    """Delete result folders older than the retention period (privacy: nothing is kept for ever)."""
-    cutoff = time.time() - CONFIG.retention_hours * 3600
+    """Delete result folders older than the retention period (privacy: nothing is kept for ever).
+
+    Every request makes a folder, so the scan of OUTPUT_ROOT runs at most once a minute.
+    """
+    now = time.time()
+    if now - _last_purge[0] < _PURGE_EVERY_S:
+        return
+    _last_purge[0] = now
+    cutoff = now - CONFIG.retention_hours * 3600
     for folder in (f for kind in OUTPUT_KINDS for f in OUTPUT_ROOT.glob(f"{kind}-*")):
         try:
             if folder.stat().st_mtime < cutoff:

@@ -352,3 +352,20 @@ def test_scan_report_of_the_example_video(client, tmp_path):
     assert len(_sections_raw_first(pages[0])) == len(audit["sightings"]) > 0
     assert _stable(audits[1]) == _stable(audit) and audits[1]["content_sha256"] == audit["content_sha256"]
     assert pages[1] == pages[0], "the same evidence sheet except the time"
+
+
+def test_output_folders_of_every_kind_are_purged_after_the_retention_period(monkeypatch):
+    import os
+
+    import app
+
+    monkeypatch.setattr(app, "_last_purge", [0.0])
+    old = [app._request_folder(kind) for kind in app.OUTPUT_KINDS]
+    for folder in old:
+        os.utime(folder, (0, 0))  # made in 1970: far past any retention period
+    app._last_purge[0] = 0.0
+    fresh = app._request_folder("report")
+    assert not any(folder.exists() for folder in old) and fresh.exists()
+    os.utime(fresh, (0, 0))
+    app._request_folder("out")
+    assert fresh.exists(), "the folder scan runs at most once a minute"
