@@ -594,9 +594,11 @@ def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, res_h: np.ndarray, res_v: n
     Args:
         t: float32 ``H x W`` current illumination (overwritten and returned).
         t_hat: float32 ``H x W``.
-        res_h, res_v: float32 fine edge resistances ``1 / (alpha W~)``.
+        res_h, res_v: float32 fine edge resistances ``1 / (alpha W~)``
+            (overwritten with their reciprocals, the conductances).
     """
-    c_h, c_v = np.reciprocal(res_h), np.reciprocal(res_v)
+    c_h = np.reciprocal(res_h, out=res_h)     # the resistances are not needed any more
+    c_v = np.reciprocal(res_v, out=res_v)
     inv_den = np.ones_like(t_hat)
     inv_den[:, :-1] += c_h
     inv_den[:, 1:] += c_h
@@ -678,9 +680,9 @@ def _joint_bilateral_upsample(coarse_t: np.ndarray, coarse_guide: np.ndarray, gu
         cv2.multiply(diff, diff, dst=diff, scale=scale)
         cv2.exp(diff, dst=weight)
         cv2.multiply(weight, bilinear[index], dst=weight)
-        cv2.add(den, weight, dst=den)
+        np.add(den, weight, out=den)
         cv2.multiply(weight, big_t[y0 : y0 + h, x0 : x0 + w], dst=diff)
-        cv2.add(num, diff, dst=num)
+        np.add(num, diff, out=num)
     # The bilinear weights sum to 1 and each range weight is > 0 unless the
     # guide differs by > ~13 sigma: fall back to plain bilinear there.
     np.maximum(den, np.float32(1e-30), out=den)
