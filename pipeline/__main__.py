@@ -193,7 +193,7 @@ def _print_sightings(video, result, json_path) -> None:
 
 def _scan_archive(args: argparse.Namespace) -> int:
     """``scan --ray``: the archive scanner (pipeline.video.archive), in-process or on Ray actors."""
-    from .video.archive import ArchiveSettings, init_ray, scan_archive
+    from .video.archive import ArchiveSettings, scan_archive
 
     if args.chunk_seconds is not None and args.chunk_seconds <= 0:
         raise InputError("--chunk-seconds must be positive")
@@ -205,8 +205,6 @@ def _scan_archive(args: argparse.Namespace) -> int:
                                stride=args.stride,
                                chunk_seconds=args.chunk_seconds or ArchiveSettings.chunk_seconds,
                                max_duration_s=args.max_minutes * 60 if args.max_minutes else None)
-    if args.ray is not None:
-        init_ray(None if args.ray == "local" else args.ray)
     report_state: dict = {}
 
     def on_file(job) -> None:
@@ -231,6 +229,7 @@ def _scan_archive(args: argparse.Namespace) -> int:
         _print_sightings(job.path, job.result, job.out_dir / "sightings.json")
 
     summary = scan_archive(args.videos, args.out, settings, use_ray=args.ray is not None,
+                           ray_address=None if args.ray in (None, "local") else args.ray,
                            workers=args.workers, show_progress=not args.quiet, on_file=on_file)
     for line in summary.lines():
         print(line, file=sys.stderr)

@@ -5,6 +5,7 @@ one chunk), ``cam1.mp4`` (the arcade clip, cut into two chunks), a truncated
 copy and a file that is not a video.
 """
 
+import itertools
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import pytest
 from conftest import EXAMPLES, ROOT
 from pipeline import Pipeline, load_image
 from pipeline.video import iter_frames, scan_video
-from pipeline.video.archive import ArchiveSettings, FAULT_ENV, actor_options, output_dirs, scan_archive
+from pipeline.video.archive import FAULT_ENV, ArchiveSettings, actor_options, output_dirs, scan_archive
 from pipeline.video.chunks import iter_frame_range, plan_chunks
 
 CLIP = EXAMPLES / "arcade_clip.mp4"
@@ -95,7 +96,7 @@ def test_plan_chunks_overlap_and_stride():
     assert plan_chunks(50, 25.0, chunk_seconds=2.0) == [(0, 0, None)]  # not longer than a chunk
     chunks = plan_chunks(1000, 25.0, stride=3, chunk_seconds=10, overlap_s=2)
     assert chunks[0] == (0, 0, 249) and chunks[-1][2] is None
-    for (_, _, stop), (start, own, _) in zip(chunks, chunks[1:]):
+    for (_, _, stop), (start, own, _) in itertools.pairwise(chunks):
         assert own == stop and own - start == 48 and start % 3 == 0 and own % 3 == 0
     assert len(chunks) == 5  # 4 x 249 frames, the last one reads to the end
 
@@ -136,7 +137,7 @@ def test_in_process_archive_equals_plain_scans_and_lists_bad_files(archive, plai
     with av.open(str(out / "cam1" / "annotated.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 50
     failed = dict(summary.failed)
-    assert set(map(lambda p: Path(p).name, failed)) == {"cut.mp4", "notes.mp4"} and not summary.ok
+    assert {Path(p).name for p in failed} == {"cut.mp4", "notes.mp4"} and not summary.ok
     assert all("readable" in why or "decodable" in why for why in failed.values())
     assert summary.chunks_total == 3 and summary.chunks_run == 3
 

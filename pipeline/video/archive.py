@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .chunks import ChunkResult, ChunkSpec, concat_segments, load_npz, merge_chunk_records, plan_chunks, \
-    record_bytes, scan_chunk
+from .chunks import (ChunkResult, ChunkSpec, concat_segments, load_npz, merge_chunk_records, plan_chunks, record_bytes,
+                     scan_chunk)
 from .engine import ScanResult
 from .outputs import write_scan_outputs
 from .reader import DEFAULT_MAX_DURATION_S, VIDEO_EXTENSIONS, VideoInfo, probe_video
@@ -201,9 +201,9 @@ class ArchiveSummary:
     def lines(self) -> list[str]:
         done = sum(1 for j in self.files if j.result is not None)
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
-        lines = [f"archive: {done}/{len(self.files)} video(s) done, {self.chunks_run} chunk(s) run, "
+        lines = [(f"archive: {done}/{len(self.files)} video(s) done, {self.chunks_run} chunk(s) run, "
                  f"{self.chunks_skipped} reused from an earlier run, {self.retries} retried, "
-                 f"{self.frames} frames in {self.seconds:.1f} s ({fps:.1f} fps)"]
+                 f"{self.frames} frames in {self.seconds:.1f} s ({fps:.1f} fps)")]
         for what, why in self.failed:
             lines.append(f"failed: {what}: {why}")
         return lines
@@ -228,6 +228,16 @@ class ChunkWorker:
     def ping(self) -> bool:
         return True
 
+    def warm_up(self) -> float:
+        """Load the lazily loaded models now (a black frame, a blank face chip); returns the seconds it took."""
+        import numpy as np
+
+        t0 = time.perf_counter()
+        self.pipeline.run(np.zeros((64, 64, 3), np.uint8), crop_stages=False)
+        if self.recogniser is not None:
+            self.recogniser.embedder.embed_chips([np.zeros((150, 150, 3), np.uint8)])
+        return time.perf_counter() - t0
+
 
 class ArchiveProgress:
     """One line on stderr for the whole archive: videos and chunks done, frames/s, ETA."""
@@ -250,10 +260,10 @@ class ArchiveProgress:
         frames = s.frames + self.partial
         elapsed = now - self.t0
         fps = frames / elapsed if elapsed > 0 else 0.0
-        eta = max(self.frames_todo - frames, 0) / fps if fps > 0 else float("nan")
+        eta = max(self.frames_todo - frames, 0) / fps if fps > 0 else None
         videos = sum(1 for j in s.files if j.result is not None or j.error)
         chunks = s.chunks_skipped + s.chunks_run + sum(len(j.failed) for j in s.files)
-        eta_text = f"ETA {eta:.0f} s" if eta == eta else "ETA ?"
+        eta_text = "ETA ?" if eta is None else f"ETA {eta:.0f} s"
         print(f"\rarchive: videos {videos}/{len(s.files)}  chunks {chunks}/{s.chunks_total}  "
               f"{frames} frames  {fps:.1f} fps  {eta_text} ", end="", file=sys.stderr, flush=True)
         self._on_line = True
@@ -495,7 +505,11 @@ def scan_archive(items: Sequence[str | Path], out_dir: str | Path, settings: Arc
     videos = expand_videos([str(i) for i in items], recursive=True)
     inside = out_root.resolve()
     # Never scan our own outputs (an output folder inside the footage folder, then a re-run).
-    videos = [v for v in videos if inside not in v.resolve().parents]
+    unique: dict[Path, Path] = {}  # each file once, even when a folder and a glob both name it
+    for video in videos:
+        if inside not in video.resolve().parents:
+            unique.setdefault(video.resolve(), video)
+    videos = list(unique.values())
     if not videos:
         raise InputError(f"no video files found outside the output folder {out_root}")
     jobs = plan_archive(videos, out_root, settings)
@@ -555,6 +569,8 @@ def scan_archive(items: Sequence[str | Path], out_dir: str | Path, settings: Arc
             finish_file(job)
         progress.show(force=True)
 
+    if todo and use_ray:
+        init_ray(ray_address)
     if todo:
         pool = (_RayPool(settings, workers, progress) if use_ray else _InProcessPool(settings, progress))
         if use_ray:

@@ -21,6 +21,7 @@ from a Ray worker to the driver and be stored in the work folder.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -99,8 +100,8 @@ def plan_chunks(frame_count: int, fps: float, *, stride: int = 1, chunk_seconds:
     """
     if chunk_seconds is None or chunk_seconds <= 0 or frame_count <= chunk_seconds * fps:
         return [(0, 0, None)]
-    step = max(stride, int(round(chunk_seconds * fps)) // stride * stride)
-    overlap = min(int(round(overlap_s * fps)) // stride * stride, step // 2 // stride * stride)
+    step = max(stride, round(chunk_seconds * fps) // stride * stride)
+    overlap = min(round(overlap_s * fps) // stride * stride, step // 2 // stride * stride)
     chunks = []
     own_start = 0
     while own_start < frame_count:
@@ -132,7 +133,7 @@ def iter_frame_range(path: str, start: int, stop: int | None, stride: int = 1
         index = 0
         if start > 0:
             capture.set(cv2.CAP_PROP_POS_FRAMES, start)
-            if int(round(capture.get(cv2.CAP_PROP_POS_FRAMES))) == start:
+            if round(capture.get(cv2.CAP_PROP_POS_FRAMES)) == start:
                 index = start
             else:  # inexact seek: reopen and skip frame by frame
                 capture.release()
@@ -394,7 +395,7 @@ def merge_chunk_records(records: list[dict[str, Any]], crops: list[Mapping[str, 
                        for r, c in zip(records, crops)]
     next_piece: dict[int, _Piece] = {}
     has_previous: set[int] = set()
-    for before, after in zip(pieces_by_chunk, pieces_by_chunk[1:]):
+    for before, after in itertools.pairwise(pieces_by_chunk):
         for a, b in _border_pairs(before, after):
             next_piece[id(a)] = b
             has_previous.add(id(b))
