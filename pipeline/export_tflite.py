@@ -24,9 +24,8 @@ cheaper, without changing a single output value:
   (a reshape chain that loses the channel count under a dynamic shape) is
   replaced by its exact equivalent ``depth_to_space(concat([x] * 4))`` per 2x.
 
-Needs TensorFlow (the Keras backend at run time does not matter: the
-exporter builds its own TensorFlow graph).  Deterministic for given weights
-and TensorFlow version.
+Converting needs TensorFlow as the Keras backend (the default; not
+``KERAS_BACKEND=torch``); ``--check`` and the stages work with any backend.  Deterministic for given weights and TensorFlow version.
 """
 
 from __future__ import annotations
@@ -186,8 +185,12 @@ def convert(spec: ExportSpec) -> tuple[bytes, float]:
     Raises:
         RuntimeError: the conversion differs from Keras by more than :data:`TOLERANCE`.
     """
+    import keras
     import tensorflow as tf
 
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"converting needs the TensorFlow Keras backend, not {keras.backend.backend()!r}: "
+                           "run KERAS_BACKEND=tensorflow python -m pipeline.export_tflite")
     graph, reference = spec.build()
     source_sha = _sha256(_weights_path(spec.source).read_bytes())
     with tempfile.TemporaryDirectory() as folder:
@@ -207,7 +210,9 @@ def max_difference(model_bytes: bytes, reference: Callable, spec: ExportSpec, se
     low, high = spec.value_range
     x = rng.uniform(low, high, (1, *spec.check_shape, spec.channels)).astype(np.float32)
     ours = TFLiteNet(model_bytes, num_threads=1)(x)
-    theirs = np.asarray(reference(x))
+    import keras
+
+    theirs = keras.ops.convert_to_numpy(reference(x))
     return float(np.max(np.abs(ours - theirs)))
 
 
