@@ -482,19 +482,25 @@ def _access_resistance(lines: np.ndarray, cell: int, axis: int) -> np.ndarray:
         float32, ``n k`` pixels per line: ``|sum of the edge resistances
         between the pixel and its node|``.
     """
-    shape = list(lines.shape)
-    shape[axis] += 1
-    distance = np.zeros(shape, np.float32)
-    np.cumsum(lines, axis=axis, out=distance[1:] if axis == 0 else distance[:, 1:])
-    # Subtract each cell's node value: cells as a reshaped axis, no copies.
-    half = cell // 2
+    # Running sums along the lines from OpenCV's integral image (float64,
+    # ~10x faster than np.cumsum): consecutive rows (columns) of the
+    # integral differ by one line's running sum, with a leading 0.
+    integral = cv2.integral(lines, sdepth=cv2.CV_64F)
     if axis == 0:
-        by_cell = distance.reshape(-1, cell, shape[1])
-        by_cell -= by_cell[:, half : half + 1, :]
+        distance = cv2.subtract(integral[:, 1:], integral[:, :-1], dtype=cv2.CV_32F)
     else:
-        by_cell = distance.reshape(shape[0], -1, cell)
-        by_cell -= by_cell[:, :, half : half + 1]
-    return np.abs(distance, out=distance)
+        distance = cv2.subtract(integral[1:], integral[:-1], dtype=cv2.CV_32F)
+    nodes = distance[cell // 2 :: cell] if axis == 0 else distance[:, cell // 2 :: cell]
+    return cv2.absdiff(distance, _repeat_cells(np.ascontiguousarray(nodes), distance.shape))
+
+
+def _repeat_cells(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Repeat each value over its cell: ``values`` (one row or column per cell) -> ``shape``.
+
+    ``cv2.resize`` with ``INTER_NEAREST`` and an integer factor repeats
+    exactly (and is much faster than numpy broadcasting over 8-wide cells).
+    """
+    return cv2.resize(values, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
 def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, cell: int,
@@ -547,7 +553,7 @@ def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, 
     # pixel's 2 x 2 system); a lamp pixel behind the rim of a dark cell then
     # hardly pulls that cell up.  Padding pixels weigh nothing.
     pixel_access = _access_resistance(strong_h, cell, axis=1)                  # hp x wp
-    pixel_access.reshape(hp, cols, cell)[...] += to_node_col[:, :, None]
+    cv2.add(pixel_access, _repeat_cells(to_node_col, pixel_access.shape), dst=pixel_access)
     pixel_access *= ACCESS_WEIGHT
     pixel_access += 1.0
     weight = np.reciprocal(pixel_access, out=pixel_access)
