@@ -491,7 +491,7 @@ def _access_resistance(lines: np.ndarray, cell: int, axis: int) -> np.ndarray:
     else:
         distance = cv2.subtract(integral[1:], integral[:-1], dtype=cv2.CV_32F)
     nodes = distance[cell // 2 :: cell] if axis == 0 else distance[:, cell // 2 :: cell]
-    return cv2.absdiff(distance, _repeat_cells(np.ascontiguousarray(nodes), distance.shape))
+    return cv2.absdiff(distance, _repeat_cells(np.ascontiguousarray(nodes), distance.shape), dst=distance)
 
 
 def _repeat_cells(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
