@@ -605,26 +605,22 @@ def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, res_h: np.ndarray, res_v: n
     """
     c_h = np.reciprocal(res_h, out=res_h)     # the resistances are not needed any more
     c_v = np.reciprocal(res_v, out=res_v)
+    # (cv2 arithmetic on the shifted views: about twice as fast as numpy's here.)
+    neighbours = ((c_h, np.s_[:, 1:], np.s_[:, :-1]), (c_h, np.s_[:, :-1], np.s_[:, 1:]),
+                  (c_v, np.s_[1:], np.s_[:-1]), (c_v, np.s_[:-1], np.s_[1:]))
     inv_den = np.ones_like(t_hat)
-    inv_den[:, :-1] += c_h
-    inv_den[:, 1:] += c_h
-    inv_den[:-1] += c_v
-    inv_den[1:] += c_v
-    np.reciprocal(inv_den, out=inv_den)
-    # Buffers reused across sweeps: fresh megabyte arrays cost page faults.
+    for conductance, _, here in neighbours:
+        cv2.add(inv_den[here], conductance, dst=inv_den[here])
+    cv2.divide(1.0, inv_den, dst=inv_den)
     num = np.empty_like(t_hat)
-    flow_h, flow_v = np.empty_like(c_h), np.empty_like(c_v)
+    flows = {id(c_h): np.empty_like(c_h), id(c_v): np.empty_like(c_v)}
     for _ in range(sweeps):
         np.copyto(num, t_hat)
-        np.multiply(c_h, t[:, 1:], out=flow_h)
-        num[:, :-1] += flow_h
-        np.multiply(c_h, t[:, :-1], out=flow_h)
-        num[:, 1:] += flow_h
-        np.multiply(c_v, t[1:], out=flow_v)
-        num[:-1] += flow_v
-        np.multiply(c_v, t[:-1], out=flow_v)
-        num[1:] += flow_v
-        np.multiply(num, inv_den, out=t)
+        for conductance, there, here in neighbours:
+            flow = flows[id(conductance)]
+            cv2.multiply(conductance, t[there], dst=flow)
+            cv2.add(num[here], flow, dst=num[here])
+        cv2.multiply(num, inv_den, dst=t)
     return t
 
 
