@@ -192,6 +192,9 @@ def run(args) -> dict[str, Any]:
     from .torch_fpn import FPNMobileNet, load_keras_weights, unflatten_weights
 
     name = args.name or "deblurgan_v2_fpn_mobilenet"
+    t0 = time.monotonic()
+    # PSFs first, in worker processes forked before CUDA is initialised.
+    bank = make_psf_bank(args.psf_bank, args.seed, workers=max(1, (os.cpu_count() or 1) - 1))
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -201,10 +204,7 @@ def run(args) -> dict[str, Any]:
         torch.backends.cudnn.allow_tf32 = True
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
     images, sources = training_images(args.data)
-    workers = max(1, (os.cpu_count() or 1) - 1)
-    bank = make_psf_bank(args.psf_bank, args.seed, workers=workers)
     pairs = GPUBlurPairs(images, bank, patch=args.patch, device=device, seed=args.seed)
     _log(name, f"{len(images)} sharp images ({sources}), {len(pairs.crops.levels)} pyramid levels, "
                f"{len(bank)} PSFs x 8 orientations, device {device}; data ready in {time.monotonic() - t0:.1f} s")
