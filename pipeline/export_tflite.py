@@ -1,7 +1,7 @@
 """Convert the trained Keras networks to the ``.tflite`` files the stages run on LiteRT/XNNPACK.
 
     python -m pipeline.export_tflite                 # every network below
-    python -m pipeline.export_tflite deblurgan-v2    # only these (after retraining)
+    python -m pipeline.export_tflite deblurgan-v2    # only these (after retraining; Keras or -tflite names)
     python -m pipeline.export_tflite --check         # verify the shipped files, write nothing
 
 For each network: build it, load the Keras weights that ``weights/models.json``
@@ -269,10 +269,12 @@ def check(spec: ExportSpec, folder: Path) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"networks to convert (default: all): {', '.join(SPECS)}")
+                        help=f"networks to convert (default: all): {', '.join(SPECS)} (or their Keras names)")
     parser.add_argument("--check", action="store_true", help="verify the shipped files against the weights; write nothing")
     args = parser.parse_args(argv)
-    unknown = [n for n in args.names if n not in SPECS]
+    # The Keras weights' names work too: "deblurgan-v2" means "deblurgan-v2-tflite".
+    names = [n if n in SPECS else f"{n}-tflite" for n in args.names]
+    unknown = [n for n, full in zip(args.names, names) if full not in SPECS]
     if unknown:
         parser.error(f"unknown network(s) {', '.join(unknown)}; known: {', '.join(SPECS)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -280,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     folder, manifest = weights_dir(), manifest_path()
     failures = 0
-    for name in args.names or list(SPECS):
+    for name in names or list(SPECS):
         spec = SPECS[name]
         if args.check:
             problem = check(spec, folder)
