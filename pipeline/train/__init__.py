@@ -16,7 +16,18 @@ the ``.weights.h5`` files load in the TensorFlow backend unchanged.
 
 The shipped weights were made on one H200 with ``run_all_gpu.sh`` (all seven
 models in parallel, 330 s each; the deblurring generator then resumed for
-250 s more with ``--resume --lr 4e-4``); each ``weights/*.json`` records the
-exact settings, step counts and training-time metrics.  On this project's
+250 s more with ``--resume --lr 4e-4``, and later trained 430 s more with
+``run_deblur_gpu.sh``: ``deblur-gpu``, a PyTorch twin of the generator fed by
+blur, noise and JPEG made on the GPU, ~7x the crops per second, imported with
+``deblur-import``); each ``weights/*.json`` records the exact settings, step
+counts and training-time metrics.
+
+GPU deblurring run, end to end::
+
+    python -m pipeline.train deblur-data --out .traindata/deblur \
+        --init-from weights/deblurgan_v2_fpn_mobilenet.weights.h5      # here, ~30 MB
+    BUDGET=430 OUT=/tmp/out bash pipeline/train/run_deblur_gpu.sh       # on the GPU box
+    python -m pipeline.train deblur-import /tmp/out/deblurgan_v2_fpn_mobilenet.keras.npz \
+        --gpu-json /tmp/out/deblurgan_v2_fpn_mobilenet.gpu.json          # here: Keras weights + JSON  On this project's
 2-core CPU, SRCNN x3 needs roughly 40 minutes to reach the same quality.
 """
