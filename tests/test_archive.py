@@ -115,10 +115,12 @@ def test_output_folders_never_collide():
     assert output_dirs(videos[:1], Path("out")) == [Path("out")]
 
 
-def test_ray_actors_ask_for_a_gpu_each_when_the_cluster_has_gpus():
-    assert actor_options({"CPU": 16.0, "GPU": 4.0}) == ({"num_gpus": 1, "num_cpus": 1}, 4)
+def test_ray_actors_ask_for_a_gpu_each_and_their_share_of_the_cpus():
+    assert actor_options({"CPU": 16.0, "GPU": 4.0}) == ({"num_cpus": 4, "num_gpus": 1}, 4)
     assert actor_options({"CPU": 2.0}) == ({"num_cpus": 1}, 2)
-    assert actor_options({"CPU": 2.0}, workers=1)[1] == 1
+    assert actor_options({"CPU": 2.0}, workers=1) == ({"num_cpus": 2}, 1)
+    # Never more CPUs than one node has: such an actor could not be placed.
+    assert actor_options({"CPU": 64.0}, workers=2, node_cpus=[16.0] * 4) == ({"num_cpus": 16}, 2)
 
 
 @pytest.mark.slow

@@ -170,7 +170,9 @@ class _BlazeFaceRunner:
 
     def __init__(self, num_threads: int | None = None) -> None:
         self._model_bytes = _verified_model_bytes(_blazeface_model_path())
-        self._num_threads = num_threads or os.cpu_count() or 1
+        # CCTV_THREADS: this process's share of the cores (archive scans set it for each Ray actor,
+        # so several actors on one machine do not each start a thread per core).
+        self._num_threads = num_threads or int(os.environ.get("CCTV_THREADS") or 0) or os.cpu_count() or 1
         self._interpreters: OrderedDict[tuple[int, int], tuple[object, threading.Lock]] = OrderedDict()
         self._cache_lock = threading.Lock()
 

@@ -396,15 +396,24 @@ class _InProcessPool:
             on_result(spec, result, None)
 
 
-def actor_options(resources: dict[str, float], workers: int | None = None) -> tuple[dict[str, Any], int]:
+def actor_options(resources: dict[str, float], workers: int | None = None,
+                  node_cpus: Sequence[float] | None = None) -> tuple[dict[str, Any], int]:
     """Ray options of each actor and how many actors, from the cluster's resources.
 
-    One GPU per actor when the cluster has GPUs (TensorFlow stages run on it),
-    else one CPU per actor; by default as many actors as GPUs, else CPUs.
+    By default as many actors as GPUs, else as CPUs.  Each actor asks for one
+    GPU when the cluster has GPUs (TensorFlow stages run on it) and for its
+    share of the CPUs (at most one node's worth): the detector runs that many
+    threads (``CCTV_THREADS``), so actors never oversubscribe the cores.
     """
     gpus = int(resources.get("GPU", 0))
-    options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
-    return options, max(1, workers or gpus or int(resources.get("CPU", 1)))
+    size = max(1, workers or gpus or int(resources.get("CPU", 1)))
+    share = int(resources.get("CPU", 1)) // size
+    if node_cpus:
+        share = min(share, int(max(node_cpus)))
+    options: dict[str, Any] = {"num_cpus": max(1, share)}
+    if gpus:
+        options["num_gpus"] = 1
+    return options, size
 
 
 class _RayPool:
@@ -414,12 +423,14 @@ class _RayPool:
         import ray
 
         self.ray = ray
-        self.options, self.size = actor_options(ray.cluster_resources(), workers)
+        node_cpus = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")]
+        self.options, self.size = actor_options(ray.cluster_resources(), workers, node_cpus)
         # Workers import this package: on a local Ray the driver's checkout is on their path; a
         # cluster's image must have it (README: "Scanning an archive with Ray").
         root = str(Path(__file__).resolve().parents[2])
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-        self.options["runtime_env"] = {"env_vars": {"PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}}
+        self.options["runtime_env"] = {"env_vars": {"PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2",
+                                                    "CCTV_THREADS": str(self.options["num_cpus"])}}
         self.remote_cls = ray.remote(ChunkWorker)
         self.settings = settings
         self.progress = progress
