@@ -376,7 +376,8 @@ def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma
         # strip's band is narrow), and k x k cells would not fit anyway.
         t_hat64 = t_hat_u8.astype(np.float64) / 255.0
         return refine_illumination_exact(t_hat64, alpha=alpha, sigma=sigma, eps=eps).astype(np.float32)
-    t_hat = t_hat_u8.astype(np.float32) * np.float32(1.0 / 255.0)
+    t_hat = t_hat_u8.astype(np.float32)
+    t_hat *= np.float32(1.0 / 255.0)
     res_h, res_v = _edge_resistances(t_hat, alpha, sigma, eps)
     coarse_t, coarse_guide = _solve_homogenised(t_hat, res_h, res_v, cell, eps * eps / alpha)
     t = _joint_bilateral_upsample(coarse_t, coarse_guide, t_hat, cell, JBU_RANGE_SIGMA)
@@ -720,9 +721,9 @@ def recover_reflectance(rgb: np.ndarray, illumination: np.ndarray, *, gamma: flo
     out = np.empty_like(rgb)
     for y0 in range(0, h, band):
         rows = slice(y0, y0 + band)
-        t = np.clip(illumination[rows].astype(np.float32), eps, 1.0)
-        gain = cv2.pow(t, -float(gamma))
-        out[rows] = cv2.multiply(rgb[rows], cv2.merge([gain, gain, gain]), dtype=cv2.CV_8U)
+        t = np.clip(illumination[rows], eps, 1.0, dtype=np.float32)
+        gain = cv2.pow(t, -float(gamma), dst=t)
+        cv2.multiply(rgb[rows], cv2.merge([gain, gain, gain]), dst=out[rows], dtype=cv2.CV_8U)
     if not denoise:
         return out
     denoised = _denoise(out)
