@@ -25,7 +25,6 @@ from pipeline.stages.lowlight import (
     refine_illumination_fast,
 )
 
-
 STREET_LIGHT_SIZES = [(120, 160), (150, 200), (125, 171)]
 
 
