@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     md = f"""## Scale-out: archive scan on Ray (`benchmarks/bench_scale.py`)
 
 Machine: {machine()}; 1-minute load average at the start: {load:.1f}{busy}.
-Command: `python -m benchmarks.bench_scale{' --tiny' if args.tiny else ''}`.
+Command: `{' '.join(['python -m benchmarks.bench_scale', *(sys.argv[1:] if argv is None else argv)])}`.
 
 {args.files} files ({footage}), one person enrolled, default stages, stride 1, annotated video written. Each run
 starts cold (a fresh process, or fresh Ray actors) with an empty output folder and includes importing the pipeline
