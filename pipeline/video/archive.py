@@ -212,9 +212,11 @@ class ArchiveSummary:
 class ChunkWorker:
     """Loads the pipeline and the watchlist once, then scans chunks (in-process or as a Ray actor)."""
 
-    def __init__(self, settings: ArchiveSettings) -> None:
+    def __init__(self, settings: ArchiveSettings, threads: int | None = None) -> None:
         from ..core import Pipeline
 
+        if threads:  # a Ray actor's share of the cores, read when the detector starts (stages/detect.py)
+            os.environ["CCTV_THREADS"] = str(threads)
         self.pipeline = Pipeline.default()
         self.recogniser = None
         if settings.suspects:
@@ -403,7 +405,7 @@ def actor_options(resources: dict[str, float], workers: int | None = None,
     By default as many actors as GPUs, else as CPUs.  Each actor asks for one
     GPU when the cluster has GPUs (TensorFlow stages run on it) and for its
     share of the CPUs (at most one node's worth): the detector runs that many
-    threads (``CCTV_THREADS``), so actors never oversubscribe the cores.
+    threads (:class:`ChunkWorker`), so actors never oversubscribe the cores.
     """
     gpus = int(resources.get("GPU", 0))
     size = max(1, workers or gpus or int(resources.get("CPU", 1)))
@@ -425,19 +427,22 @@ class _RayPool:
         self.ray = ray
         node_cpus = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")]
         self.options, self.size = actor_options(ray.cluster_resources(), workers, node_cpus)
-        # Workers import this package: on a local Ray the driver's checkout is on their path; a
-        # cluster's image must have it (README: "Scanning an archive with Ray").
+        # Workers import this package. Local workers start in the driver's working directory and
+        # inherit its PYTHONPATH; only when neither holds the checkout is it added (a runtime_env
+        # costs a fresh worker process per actor). A cluster's image must have the package
+        # (README: "Scanning an archive with Ray").
         root = str(Path(__file__).resolve().parents[2])
-        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-        self.options["runtime_env"] = {"env_vars": {"PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2",
-                                                    "CCTV_THREADS": str(self.options["num_cpus"])}}
+        search = [os.getcwd(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+        if not any(p and Path(p).resolve() == Path(root) for p in search):
+            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+            self.options["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
         self.remote_cls = ray.remote(ChunkWorker)
         self.settings = settings
         self.progress = progress
         self.retry_queue: list[ChunkSpec] = []  # failed chunks to run once more
 
     def _actor(self):
-        return self.remote_cls.options(**self.options).remote(self.settings)
+        return self.remote_cls.options(**self.options).remote(self.settings, self.options["num_cpus"])
 
     def run(self, specs: Iterable[ChunkSpec], on_result: Callable[[ChunkSpec, ChunkResult | None, str | None], None]
             ) -> None:
