@@ -42,7 +42,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +51,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
+from .files import atomic_write_bytes, sha256_file
 from .io import encode_png, ensure_rgb
 
 REPORT_SCHEMA = 1
@@ -101,20 +101,11 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_of_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_facts(path: str | os.PathLike) -> dict[str, Any]:
     """Name (no folders: upload folders differ between runs), size in bytes and sha256 of an input file."""
     path = Path(path)
     try:
-        return {"name": path.name, "size": path.stat().st_size, "sha256": sha256_of_file(path)}
+        return {"name": path.name, "size": path.stat().st_size, "sha256": sha256_file(path)}
     except OSError as exc:
         raise InputError(f"{path.name}: cannot read the input file for the report ({exc.strerror or exc})") from None
 
@@ -184,7 +175,7 @@ def models_used(identifier: Any = None, detector: Any = None) -> list[dict[str, 
         entry = {"name": f"opencv-{method}", "stage": "detect", "source": "package", "repo": "opencv",
                  "revision": cv2.__version__, "file": "haarcascade_frontalface_default.xml", "state": "ready"}
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-        entry["sha256"] = sha256_of_file(path) if path.is_file() else None
+        entry["sha256"] = sha256_file(path) if path.is_file() else None
         models.append(entry)
     if identifier is not None:
         backend = getattr(identifier, "backend", "")
@@ -581,27 +572,6 @@ def render_html(report: EvidenceReport) -> str:
 
 
 # ------------------------------------------------------------------ writing
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # read once at import: os.umask is process-wide and racy under threads
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; reports are ordinary files
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(report: EvidenceReport, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``audit.json``, ``evidence.html`` and ``crops/*.png`` into ``out_dir``.
 
@@ -623,9 +593,9 @@ def write_report(report: EvidenceReport, out_dir: str | os.PathLike) -> dict[str
     try:
         paths["crops"].mkdir(parents=True, exist_ok=True)
         for name, rgb in sorted(report.images.items()):
-            _atomic_write(out / name, encode_png(rgb))
-        _atomic_write(paths["json"], report.to_json().encode("utf-8"))
-        _atomic_write(paths["html"], render_html(report).encode("utf-8"))
+            atomic_write_bytes(out / name, encode_png(rgb))
+        atomic_write_bytes(paths["json"], report.to_json().encode("utf-8"))
+        atomic_write_bytes(paths["html"], render_html(report).encode("utf-8"))
     except OSError as exc:
         raise _write_error(out, exc) from None
     return paths
@@ -693,7 +663,7 @@ def write_report_zip(report: EvidenceReport, out_dir: str | os.PathLike) -> Path
             archive.writestr(info, data)
     path = out / zip_name(report)
     try:
-        _atomic_write(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
     except OSError as exc:
         raise _write_error(out, exc) from None
     return path

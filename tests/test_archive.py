@@ -171,19 +171,19 @@ def test_disk_full_while_writing_outputs_is_reported_and_rerun_completes(archive
     _, first = in_process
     out = tmp_path / "out"
     shutil.copytree(first / ".work", out / ".work")  # the chunks are stored: only the merge runs
-    real_write = outputs._atomic_write
+    real_write = outputs.atomic_write_bytes
 
     def full_disk_for_walk(path, data):
         if "walk" in str(path):
             raise OSError(28, os.strerror(28), str(path))
         real_write(path, data)
 
-    monkeypatch.setattr(outputs, "_atomic_write", full_disk_for_walk)
+    monkeypatch.setattr(outputs, "atomic_write_bytes", full_disk_for_walk)
     summary = scan_archive([archive["footage"]], out, archive["settings"], show_progress=False)
     failed = {Path(p).name: why for p, why in summary.failed}
     assert failed["walk.mp4"].startswith("disk full") and "cam1.mp4" not in failed
     assert (out / "cam1" / "sightings.json").is_file() and summary.chunks_run == 0
-    monkeypatch.setattr(outputs, "_atomic_write", real_write)
+    monkeypatch.setattr(outputs, "atomic_write_bytes", real_write)
     summary = scan_archive([archive["footage"]], out, archive["settings"], show_progress=False)
     assert "walk.mp4" not in {Path(p).name for p, _ in summary.failed} and summary.chunks_run == 0
     assert _comparable(_outputs(out, "walk.mp4")) == _comparable(_outputs(first, "walk.mp4"))

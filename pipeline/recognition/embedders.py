@@ -34,7 +34,6 @@ state, so each model's forward pass runs under its own lock.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import threading
 from collections.abc import Sequence
@@ -45,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, StageUnavailable
+from ..files import sha256_file
 from ..io import ensure_rgb
 from ..types import Face
 
@@ -93,14 +93,6 @@ def _face_recognition_models_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass
 class _DlibModels:
     shape_predictor: Any
@@ -124,7 +116,7 @@ def _dlib_models_cached() -> _DlibModels:
     for path in (sp_path, net_path):
         if not path.is_file():
             raise StageUnavailable("embed", f"dlib model file missing: {path}")
-    revision = f"dlib-resnet-v1@{_sha256_file(net_path)[:12]}+{ALIGNMENT_VERSION}"
+    revision = f"dlib-resnet-v1@{sha256_file(net_path)[:12]}+{ALIGNMENT_VERSION}"
     try:
         shape_predictor = dlib.shape_predictor(str(sp_path))
         recogniser = dlib.face_recognition_model_v1(str(net_path))
@@ -488,7 +480,7 @@ class VGGFaceEmbedder(Embedder):
         load_weights_by_name(full, weights_path)
         self.chip_size = input_size
         self.dim = int(self._features.output.shape[-1])
-        self.revision = f"{name}@{(revision or _sha256_file(weights_path))[:12]}+{ALIGNMENT_VERSION}"
+        self.revision = f"{name}@{(revision or sha256_file(weights_path))[:12]}+{ALIGNMENT_VERSION}"
         # Uncalibrated here (no weights offline): cosine 0.5 is the usual VGGFace operating point.
         self.threshold = 1.0 if threshold is None else float(threshold)
         self.margin = 0.03

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import files
 from ..errors import InputError
 from ..io import load_image
 from ..types import Face
@@ -85,9 +86,8 @@ def _current_umask() -> int:
     return mask
 
 
-# mkstemp/mkdtemp create private (0600/0700) entries; the watchlist should get
-# the permissions any other file the user creates gets.
-_FILE_MODE = 0o666 & ~_current_umask()
+# mkdtemp creates private (0700) folders; the watchlist should get the permissions
+# any other folder the user creates gets.
 _DIR_MODE = 0o777 & ~_current_umask()
 
 
@@ -97,21 +97,8 @@ def _now() -> str:
 
 # ------------------------------------------------------------------ small file helpers
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, _FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write a watchlist file atomically and durably; its folder must exist (a removed person stays removed)."""
+    files.atomic_write_bytes(path, data, durable=True, parents=False)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -25,7 +25,8 @@ def import_npz(npz: Path, out: Path, gpu_json: Path | None = None, command: str 
     import keras
 
     from ..models import build_fpn_mobilenet
-    from .loop import sha256_of, write_metrics
+    from ..files import sha256_file
+    from .loop import write_metrics
     from .torch_fpn import unflatten_weights
 
     data = dict(np.load(npz))
@@ -53,7 +54,7 @@ def import_npz(npz: Path, out: Path, gpu_json: Path | None = None, command: str 
     metrics: dict[str, Any] = {k: v for k, v in settings.items() if k != "name"}
     if gpu_json is not None and Path(gpu_json).exists():
         metrics.update(json.loads(Path(gpu_json).read_text()))
-    metrics.update({"name": name, "weights": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size,
+    metrics.update({"name": name, "weights": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
                     "twin_max_abs_diff": diff, "backend": "torch (PyTorch twin, pipeline/train/torch_fpn.py)"})
     if command:
         metrics["training_command"] = command

@@ -7,7 +7,6 @@ laptop and ``KERAS_BACKEND=torch`` on a GPU box.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -17,13 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from ..files import sha256_file
 
 
 def cosine_lr(base: float, fraction: float, floor: float = 0.01, warmup: float = 0.02) -> float:
@@ -95,7 +88,7 @@ def train(model: Any, next_batch: Callable[[], tuple[Any, Any]], *, name: str, o
     keras.Model(model.inputs, model.outputs).save_weights(str(weights))
     return {"name": name, "steps": step, "train_seconds": round(spent, 1),
             "final_loss": round(sum(losses) / max(len(losses), 1), 7),
-            "weights": weights.name, "sha256": sha256_of(weights), "bytes": weights.stat().st_size}
+            "weights": weights.name, "sha256": sha256_file(weights), "bytes": weights.stat().st_size}
 
 
 def write_metrics(out: Path, name: str, metrics: dict[str, Any]) -> Path:

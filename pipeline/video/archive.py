@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..files import atomic_write_bytes
 from .chunks import (ChunkResult, ChunkSpec, concat_segments, load_npz, merge_chunk_records, plan_chunks, record_bytes,
                      scan_chunk)
 from .engine import ScanResult
@@ -135,18 +136,6 @@ def _file_key(path: Path, settings: ArchiveSettings, watchlist: str) -> str:
               for k, v in asdict(settings).items()}
     text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, values, watchlist], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _why(exc: BaseException) -> str:
@@ -320,9 +309,9 @@ def _stored(job: FileJob, spec: ChunkSpec) -> dict[str, Any] | None:
 def _store(job: FileJob, spec: ChunkSpec, result: ChunkResult) -> None:
     # The record goes last: it is what marks the chunk finished.
     if result.video_mp4 is not None:
-        _atomic_write(job.chunk_path(spec, ".mp4"), result.video_mp4)
-    _atomic_write(job.chunk_path(spec, ".npz"), result.crops_npz)
-    _atomic_write(job.chunk_path(spec, ".json"), record_bytes(result.record))
+        atomic_write_bytes(job.chunk_path(spec, ".mp4"), result.video_mp4)
+    atomic_write_bytes(job.chunk_path(spec, ".npz"), result.crops_npz)
+    atomic_write_bytes(job.chunk_path(spec, ".json"), record_bytes(result.record))
 
 
 def _place_video(job: FileJob, records: list[dict[str, Any]]) -> Path | None:

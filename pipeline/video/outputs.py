@@ -5,32 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write_bytes
 from ..io import encode_png
 from .engine import ScanResult, Sighting
 
-CSV_FIELDS = ["track_id", "name", "id", "decision", "score", "threshold", "first_seen_s", "last_seen_s",
+CSV_FIELDS = ["track_id", "name", "id", "decision", "score", "distance", "threshold", "first_seen_s", "last_seen_s",
               "first_frame", "last_frame", "frames_seen", "recognitions", "backend", "revision", "reason",
               "best_crop", "enhanced_crop"]
 DECISION_COLOURS = {"match": "#d62728", "inconclusive": "#ff7f0e", "no_match": "#7f7f7f", "not_checked": "#bbbbbb"}
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class H264Writer:
@@ -93,11 +80,11 @@ def save_crops(sightings: Sequence[Sighting], folder: str | Path) -> None:
     for s in sightings:
         if s.best_crop is not None:
             path = folder / f"track{s.track_id:04d}_raw.png"
-            _atomic_write(path, encode_png(s.best_crop))
+            atomic_write_bytes(path, encode_png(s.best_crop))
             s.best_crop_path = str(path)
         if s.enhanced_crop is not None:
             path = folder / f"track{s.track_id:04d}_AI-enhanced.png"
-            _atomic_write(path, encode_png(s.enhanced_crop))
+            atomic_write_bytes(path, encode_png(s.enhanced_crop))
             s.enhanced_crop_path = str(path)
 
 
@@ -153,9 +140,9 @@ def write_scan_outputs(result: ScanResult, out_dir: str | Path) -> dict[str, Pat
     if result.annotated_frames:
         paths["video"] = write_video(out / "annotated.mp4", result.annotated_frames, result.fps)
     paths["json"] = out / "sightings.json"
-    _atomic_write(paths["json"], sightings_json(result))
+    atomic_write_bytes(paths["json"], sightings_json(result))
     paths["csv"] = out / "sightings.csv"
-    _atomic_write(paths["csv"], sightings_csv(result.sightings))
+    atomic_write_bytes(paths["csv"], sightings_csv(result.sightings))
     paths["timeline"] = out / "timeline.png"
-    _atomic_write(paths["timeline"], timeline_png(result.sightings, result.duration_s, Path(result.path).name))
+    atomic_write_bytes(paths["timeline"], timeline_png(result.sightings, result.duration_s, Path(result.path).name))
     return paths
