@@ -157,6 +157,8 @@ def test_an_enrolled_person_walking_past_is_one_matched_sighting(tmp_path, enrol
     assert len(matches) == 1 and matches[0].name == "Person A"
     assert matches[0].recognitions <= 4 < matches[0].frames_seen  # not recognised on every frame
     assert matches[0].score is not None and matches[0].threshold is not None
+    record = matches[0].to_dict()  # the score is a similarity; the threshold applies to the distance
+    assert abs(1 - record["distance"] ** 2 / 2 - record["score"]) < 1e-3 and record["distance"] <= record["threshold"]
 
 
 @pytest.mark.slow

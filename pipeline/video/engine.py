@@ -19,6 +19,7 @@ the API.  Per frame:
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -110,7 +111,12 @@ def decide_track(observations: list[Observation]) -> tuple[str, str | None, str 
 
 @dataclass
 class Sighting:
-    """One person seen once (a track, or merged tracks of one matched person)."""
+    """One person seen once (a track, or merged tracks of one matched person).
+
+    ``score`` is the cosine similarity of the deciding recognition (higher is
+    closer); ``threshold`` is on the L2 distance of unit embeddings (a match
+    needs ``distance <= threshold``), so :meth:`to_dict` gives that distance too.
+    """
 
     track_ids: list[int]
     decision: str
@@ -142,6 +148,8 @@ class Sighting:
         return {
             "track_id": self.track_id, "track_ids": self.track_ids, "name": self.name, "id": self.person_id,
             "decision": self.decision, "score": None if self.score is None else round(float(self.score), 4),
+            # score = 1 - distance**2 / 2 (unit embeddings): the distance the threshold applies to.
+            "distance": None if self.score is None else round(math.sqrt(max(0.0, 2.0 * (1.0 - float(self.score)))), 4),
             "threshold": None if self.threshold is None else round(float(self.threshold), 4),
             "reason": self.reason, "first_seen_s": round(self.first_seen_s, 3),
             "last_seen_s": round(self.last_seen_s, 3), "first_frame": self.first_frame,
