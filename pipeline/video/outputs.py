@@ -25,10 +25,11 @@ class H264Writer:
 
     OpenCV's pip wheels cannot encode H.264 and browsers do not play its
     ``mp4v``; PyAV bundles FFmpeg with libx264.  Odd frame sizes are cropped
-    by one pixel (yuv420p needs even sides).
+    by one pixel (yuv420p needs even sides).  ``preset``: libx264's speed /
+    size trade-off (``veryfast`` by default; see BENCHMARKS.md, video).
     """
 
-    def __init__(self, path: str | Path, fps: float, width: int, height: int) -> None:
+    def __init__(self, path: str | Path, fps: float, width: int, height: int, *, preset: str = "veryfast") -> None:
         import av
         from fractions import Fraction
 
@@ -40,7 +41,7 @@ class H264Writer:
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = self.width, self.height
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": "23", "preset": "veryfast", "movflags": "+faststart"}
+        self._stream.options = {"crf": "23", "preset": preset, "movflags": "+faststart"}
 
     def write(self, rgb: np.ndarray) -> None:
         import av
