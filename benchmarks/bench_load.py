@@ -390,8 +390,8 @@ def render(args, load: dict, fuzz: dict, faults: dict, tests: dict | None, serve
         f"--seconds {args.seconds:g}{' --no-tests' if tests is None else ''}"
         + "".join(f" --compare-env {e}" for e in args.compare_env) + "`.",
         f"Machine: {machine()}. The app ran as `python app.py --port P --suspects DIR` (default limits: "
-        "2 jobs at once, 1 per user, queue of 16) on 127.0.0.1; the clients ran on the same 2 cores, and other "
-        "work was running on this machine at the same time, so latencies are pessimistic.",
+        "2 jobs at once, 1 per user, queue of 16) on 127.0.0.1; the 8 clients ran on the same 2 cores as the "
+        "server, so the latencies include their own load.",
         "",
         f"### Load: {args.clients} concurrent `gradio_client` clients for {args.seconds:g} s",
         "",
