@@ -493,23 +493,29 @@ def _scan_video_steps(video: Any, stride: float, only_track: bool, toggle_values
 
 
 # ------------------------------------------------------------------ webcam tab
-def live_frame(frame: Any, session: LiveSession | None):
-    """Process one webcam frame; frames arriving while busy are dropped."""
+def live_frame(frame: Any, session: LiveSession | None, gallery_key: tuple | None = None):
+    """Process one webcam frame; frames arriving while busy are dropped.
+
+    The gallery is sent only when what it shows changes (a new person, a new decision, or a last-seen
+    time moving by a second): re-sending every crop with every frame costs encoding and makes it flicker.
+    """
     if frame is None:
-        return gr.skip(), gr.skip(), gr.skip(), session
+        return gr.skip(), gr.skip(), gr.skip(), session, gallery_key
     if session is None:
         engine = VideoEngine(PIPELINE, _identifier(), stages=CONFIG.stage_toggles() or None, fps=1 / STREAM_EVERY_S)
         session = LiveSession(engine)
     out = session.process(pipeline.io.ensure_rgb(frame))
     if out is None:
-        return gr.skip(), gr.skip(), gr.skip(), session
-    seen = [s for s in session.engine.sightings() if s.decision in ("match", "inconclusive")]
-    gallery = [(s.best_crop, f"{s.name or 'inconclusive'} {'' if s.score is None else f'{s.score:.2f}'} · "
-                             f"last seen {s.last_seen_s:.0f} s") for s in seen if s.best_crop is not None]
+        return gr.skip(), gr.skip(), gr.skip(), session, gallery_key
+    seen = [s for s in session.engine.sightings() if s.decision in ("match", "inconclusive") and s.best_crop is not None]
+    captions = [f"{s.name or 'inconclusive'} {'' if s.score is None else f'{s.score:.2f}'} · "
+                f"last seen {s.last_seen_s:.0f} s" for s in seen]
+    key = tuple(zip((s.track_id for s in seen), captions))
+    gallery = [(s.best_crop, caption) for s, caption in zip(seen, captions)] if key != gallery_key else gr.skip()
     st = session.stats()
     stats = (f"{st['fps']} fps · latency median {st['latency_ms_median']} ms, p95 {st['latency_ms_p95']} ms · "
              f"{st['frames']} frames, {st['dropped']} dropped")
-    return out.annotated, gallery, stats, session
+    return out.annotated, gallery, stats, session, key
 
 
 # ------------------------------------------------------------------ models tab
@@ -702,9 +708,9 @@ def build_app() -> gr.Blocks:
                 cam_out = gr.Image(label="Live (raw frame, boxes drawn)", type="numpy", format="jpeg")
             cam_stats = gr.Markdown()
             cam_gallery = gr.Gallery(label="Watchlist people seen since the stream started", columns=8,
-                                     height=220, allow_preview=False, object_fit="contain")
-            session = gr.State(None)
-            cam.stream(live_frame, [cam, session], [cam_out, cam_gallery, cam_stats, session],
+                                     height=220, allow_preview=False, object_fit="contain", format="jpeg")
+            session, gallery_key = gr.State(None), gr.State(None)
+            cam.stream(live_frame, [cam, session, gallery_key], [cam_out, cam_gallery, cam_stats, session, gallery_key],
                        stream_every=STREAM_EVERY_S, concurrency_limit=4, api_name="live_frame")
 
         with gr.Tab("Stages & models"):

@@ -369,3 +369,20 @@ def test_output_folders_of_every_kind_are_purged_after_the_retention_period(monk
     os.utime(fresh, (0, 0))
     app._request_folder("out")
     assert fresh.exists(), "the folder scan runs at most once a minute"
+
+
+def test_live_frame_sends_the_gallery_only_when_it_changes(tmp_path, monkeypatch):
+    import gradio as gr
+    import numpy as np
+
+    import app
+    from pipeline import load_image
+
+    monkeypatch.setattr(app.CONFIG, "suspects", tmp_path / "suspects")  # empty watchlist: nobody to show
+    app._watchlist.cache_clear()
+    frame = np.ascontiguousarray(load_image(EXAMPLES / "group.jpg")[:480, :640])
+    annotated, gallery, stats, session, key = app.live_frame(frame, None, None)
+    assert annotated.shape == frame.shape and gallery == [] and key == () and "fps" in stats
+    annotated, gallery, stats, session, key = app.live_frame(frame, session, key)
+    assert isinstance(gallery, type(gr.skip())) and key == ()  # unchanged: not re-sent
+    assert session.engine.frames == 2
