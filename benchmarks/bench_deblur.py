@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 
 import cv2
 import numpy as np
 
+from benchmarks._timing import interleaved_median_ms
 from benchmarks._report import ROOT, machine, require_shared, write_section
 from pipeline.imaging import psnr, ssim
 from pipeline.io import load_image
@@ -40,17 +39,6 @@ from pipeline.train.evaluate import deblur_split, evaluate_deblur, synthetic_blu
 SHEET = ROOT / "docs" / "deblur_sheet.png"
 PUBLISHED_GOPRO = {"FPN-MobileNet (DeblurGAN-v2, GoPro)": (28.17, 0.925),
                    "FPN-Inception-ResNet-v2 (DeblurGAN-v2, GoPro)": (29.55, 0.934)}
-
-
-def _median_ms(fn, repeats: int = 10, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
 
 
 def _weights_metrics() -> dict:
@@ -133,16 +121,7 @@ def speed(rounds: int = 5) -> dict[str, float]:
            "frame640x480": (lambda: stage.deblur(frame), 2),
            "keras_crop128": (lambda: stage._restore_tiled(crop, "keras"), 10),
            "keras_frame640x480": (lambda: stage._restore_tiled(frame, "keras"), 2)}
-    for fn, _ in fns.values():  # warm-up: models, interpreters, traced graphs
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, (fn, calls) in fns.items():
-            for _ in range(calls):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    out = {name: 1000 * statistics.median(t) for name, t in times.items()}
+    out = interleaved_median_ms(fns, rounds)
     out["crop128_batch8"] /= 8
     out["engine"] = stage.engine_in_use()
     return out

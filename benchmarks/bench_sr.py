@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import cv2
 import numpy as np
 
+from benchmarks._timing import interleaved_median_ms, median_ms
 from benchmarks._report import ROOT, machine, require_shared, write_section
 from pipeline.imaging import imresize, modcrop
 from pipeline.stages import superres
@@ -47,17 +47,6 @@ SHEET_PICKS = (("Set5", "butterfly_GT", 3, (60, 60, 168)), ("Set14", "face", 3, 
                ("Set14", "zebra", 4, (80, 120, 192)), ("Set5", "head_GT", 4, (60, 90, 160)))
 
 
-def _median_ms(fn, repeats: int = 15, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
-
-
 def quality(sets: list[str]) -> tuple[dict, dict, dict]:
     base, ours = {}, {"srcnn": {}, "fast": {}}
     seconds = {}
@@ -75,24 +64,6 @@ def quality(sets: list[str]) -> tuple[dict, dict, dict]:
     return base, ours, seconds
 
 
-def _interleaved_median_ms(fns: dict[str, tuple], rounds: int = 5) -> dict[str, float]:
-    """Median ms of each ``name -> (fn, calls per round)``, the functions taking turns round by round.
-
-    Taking turns makes the ratios between rows fair on a machine whose load changes while it runs.
-    """
-    for fn, _ in fns.values():  # warm-up: loads models, creates interpreters, compiles XLA
-        fn()
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, (fn, calls) in fns.items():
-            for _ in range(calls):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return {name: 1000 * statistics.median(t) for name, t in times.items()}
-
-
 def speed() -> dict[str, float]:
     """One 64 x 64 crop at x4: the product path (TFLite/XNNPACK when available) and the previous Keras path."""
     rng = np.random.default_rng(0)
@@ -100,7 +71,7 @@ def speed() -> dict[str, float]:
     lr, up = np.zeros((64, 64), np.float32), np.zeros((256, 256), np.float32)
     srcnn_keras, fast_keras = superres._runner("srcnn", 4, "keras"), superres._runner("fast", 4, "keras")
     srcnn_auto, fast_auto = superres._runner("srcnn", 4), superres._runner("fast", 4)
-    out = _interleaved_median_ms({
+    out = interleaved_median_ms({
         "srcnn_x4_64": (lambda: superres.super_resolve(crop, 4, "srcnn"), 3),
         "srcnn_net_256": (lambda: srcnn_auto(lr, up), 3),
         "srcnn_keras_x4_64": (lambda: superres.upscale_with(srcnn_keras, crop, 4), 3),
@@ -108,14 +79,14 @@ def speed() -> dict[str, float]:
         "fast_x4_64": (lambda: superres.super_resolve(crop, 4, "fast"), 10),
         "fast_net_64": (lambda: fast_auto(lr, up), 10),
         "fast_keras_x4_64": (lambda: superres.upscale_with(fast_keras, crop, 4), 10),
-    })
+    }, warmup=2)
     # Keras SRCNN on 8 bicubic-upscaled crops in one call (batching does not cut the work per crop).
     import tensorflow as tf
 
     net = superres.build_keras_net("srcnn", 4)
     fn = tf.function(lambda x: net(x, training=False), jit_compile=True)
     eight = np.zeros((8, 256, 256, 1), np.float32)
-    out["srcnn_keras_net_256_batch8_per_crop"] = _median_ms(lambda: fn(eight).numpy(), repeats=5) / 8
+    out["srcnn_keras_net_256_batch8_per_crop"] = median_ms(lambda: fn(eight).numpy(), repeats=5, warmup=3) / 8
     out["engine_srcnn"], out["engine_fast"] = superres.engine_in_use("srcnn", 4), superres.engine_in_use("fast", 4)
     return out
 

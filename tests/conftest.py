@@ -7,6 +7,9 @@ import struct
 import zlib
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -53,3 +56,17 @@ def bad_files(tmp_path: Path, group_jpg: Path) -> dict[str, Path]:
     files["text"].write_text("this is not an image\n")
     files["bomb"].write_bytes(png_bytes_declaring(30000, 30000))
     return files
+
+
+def moving_face_clip(path: Path, face_rgb: np.ndarray, frames: int = 20) -> Path:
+    """A 10 fps clip of one face photo drifting across a grey background (made here, not shipped)."""
+    face = cv2.resize(face_rgb, (140, int(140 * face_rgb.shape[0] / face_rgb.shape[1])))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (480, 360))
+    for i in range(frames):
+        canvas = np.full((360, 480, 3), 90, np.uint8)
+        x, y = 40 + 8 * i, 60
+        h = min(face.shape[0], 360 - y)
+        canvas[y : y + h, x : x + face.shape[1]] = face[:h]
+        writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path

@@ -11,11 +11,10 @@ import os
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, moving_face_clip
 from pipeline import Pipeline, load_image
 from pipeline.video import iter_frames, scan_video
 from pipeline.video.archive import FAULT_ENV, ArchiveSettings, actor_options, output_dirs, scan_archive
@@ -26,20 +25,6 @@ FACES = ROOT / "tests" / "fixtures" / "faces"
 CHUNK_S = 1.6  # the 2 s arcade clip becomes two chunks, the 1.5 s walk stays one
 
 
-def _walk_clip(path: Path, face_rgb: np.ndarray, frames: int = 15) -> Path:
-    """One face photo drifting across a grey background, 10 fps (made here, not shipped)."""
-    face = cv2.resize(face_rgb, (140, int(140 * face_rgb.shape[0] / face_rgb.shape[1])))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (480, 360))
-    for i in range(frames):
-        canvas = np.full((360, 480, 3), 90, np.uint8)
-        x, y = 40 + 8 * i, 60
-        h = min(face.shape[0], 360 - y)
-        canvas[y: y + h, x: x + face.shape[1]] = face[:h]
-        writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     from pipeline.recognition import Watchlist
@@ -48,7 +33,7 @@ def archive(tmp_path_factory):
     footage = root / "footage"
     footage.mkdir()
     shutil.copyfile(CLIP, footage / "cam1.mp4")
-    _walk_clip(footage / "walk.mp4", load_image(FACES / "person_a_3.jpg"))
+    moving_face_clip(footage / "walk.mp4", load_image(FACES / "person_a_3.jpg"), frames=15)
     (footage / "cut.mp4").write_bytes(CLIP.read_bytes()[: CLIP.stat().st_size // 2])
     (footage / "notes.mp4").write_text("not a video")
     suspects = root / "suspects"

@@ -4,11 +4,10 @@ import json
 import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, moving_face_clip
 from pipeline import Face, InputError, Pipeline, load_image
 from pipeline.video import (FaceTracker, LiveSession, VideoEngine, decide_track, probe_video, scan_video,
                             write_scan_outputs)
@@ -123,20 +122,6 @@ def test_cancel_stops_early_and_keeps_what_was_done():
     assert result.cancelled and result.frames_processed == 5 and "cancelled" in result.warnings[0]
 
 
-def _moving_clip(path: Path, face_rgb: np.ndarray, frames: int = 20) -> Path:
-    """A clip of one face photo drifting across a grey background (made here, not shipped)."""
-    face = cv2.resize(face_rgb, (140, int(140 * face_rgb.shape[0] / face_rgb.shape[1])))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (480, 360))
-    for i in range(frames):
-        canvas = np.full((360, 480, 3), 90, np.uint8)
-        x, y = 40 + 8 * i, 60
-        h = min(face.shape[0], 360 - y)
-        canvas[y : y + h, x : x + face.shape[1]] = face[:h]
-        writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
 @pytest.fixture(scope="module")
 def enrolled_watchlist(tmp_path_factory):
     from pipeline.recognition import Watchlist
@@ -151,7 +136,7 @@ def enrolled_watchlist(tmp_path_factory):
 def test_an_enrolled_person_walking_past_is_one_matched_sighting(tmp_path, enrolled_watchlist):
     from pipeline.recognition import Identifier
 
-    clip = _moving_clip(tmp_path / "a.mp4", load_image(FIXTURES / "person_a_3.jpg"))
+    clip = moving_face_clip(tmp_path / "a.mp4", load_image(FIXTURES / "person_a_3.jpg"))
     result = scan_video(str(clip), Pipeline.default(), Identifier(enrolled_watchlist))
     matches = [s for s in result.sightings if s.decision == "match"]
     assert len(matches) == 1 and matches[0].name == "Person A"
@@ -165,7 +150,7 @@ def test_an_enrolled_person_walking_past_is_one_matched_sighting(tmp_path, enrol
 def test_a_stranger_is_never_a_match(tmp_path, enrolled_watchlist):
     from pipeline.recognition import Identifier
 
-    clip = _moving_clip(tmp_path / "s.mp4", load_image(FIXTURES / "stranger.jpg"))
+    clip = moving_face_clip(tmp_path / "s.mp4", load_image(FIXTURES / "stranger.jpg"))
     result = scan_video(str(clip), Pipeline.default(), Identifier(enrolled_watchlist))
     assert result.sightings and all(s.decision != "match" for s in result.sightings)
 
