@@ -153,11 +153,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise InputError("--workers needs --ray")
     from .core import Pipeline
     from .video import scan_video, write_scan_outputs
-    from .video.archive import output_dirs
+    from .video.archive import output_dirs, parse_stage_list
 
     videos = _video_paths(args.videos)
     pipeline = Pipeline.default()
-    toggles = _parse_stage_list(pipeline, args.stages)
+    toggles = parse_stage_list(args.stages)
     recogniser = make_recogniser(args.suspects, args.backend)
     out_root = Path(args.out)
     failed = 0
@@ -234,15 +234,6 @@ def _scan_archive(args: argparse.Namespace) -> int:
     for line in summary.lines():
         print(line, file=sys.stderr)
     return 0 if summary.ok else EXIT_INPUT_ERROR
-
-
-def _parse_stage_list(pipeline, text: str):
-    text = (text or "auto").strip().lower()
-    if text == "auto":
-        return None
-    if text == "none":
-        return []
-    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import free_port, EXAMPLES, ROOT
+from conftest import running_app, EXAMPLES, ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "faces"
 GENERIC = "has not enabled verbose error reporting"
@@ -357,16 +357,10 @@ def served(enrolled, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("served") / "suspects"
     shutil.copytree(enrolled, root)
-    app.CONFIG.suspects = root
-    app._watchlist.cache_clear()
-    demo = app.build_app()
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False), port, root
+        with running_app(root) as url:
+            yield Client(url, verbose=False), int(url.rstrip("/").rsplit(":", 1)[1]), root
     finally:
-        demo.close()
         app._watchlist.cache_clear()
 
 
