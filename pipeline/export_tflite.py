@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import sha256_file
 from .tflite_runtime import SOURCE_KEY, TFLiteNet, source_sha256
 
 TOLERANCE = 1e-4
@@ -192,7 +193,7 @@ def convert(spec: ExportSpec) -> tuple[bytes, float]:
         raise RuntimeError(f"converting needs the TensorFlow Keras backend, not {keras.backend.backend()!r}: "
                            "run KERAS_BACKEND=tensorflow python -m pipeline.export_tflite")
     graph, reference = spec.build()
-    source_sha = _sha256(_weights_path(spec.source).read_bytes())
+    source_sha = sha256_file(_weights_path(spec.source))
     with tempfile.TemporaryDirectory() as folder:
         signature = [tf.TensorSpec([None, None, None, spec.channels], tf.float32)]
         graph.export(folder, format="tf_saved_model", input_signature=signature, verbose=False)

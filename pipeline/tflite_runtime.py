@@ -17,13 +17,15 @@ stale conversion and fall back to Keras.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from .files import sha256_file
 
 SOURCE_KEY = "cctv_source_sha256"
 """Flatbuffer metadata entry: sha256 (hex, ASCII) of the ``.weights.h5`` file the model was converted from."""
@@ -36,15 +38,6 @@ def interpreter_class():
     except ImportError:
         return None
     return Interpreter
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 (hex) of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_metadata(model_bytes: bytes) -> dict[str, bytes]:
@@ -66,6 +59,30 @@ def source_sha256(model_bytes: bytes) -> str | None:
     """The Keras weights hash recorded at export time, or ``None`` for a file without one."""
     value = read_metadata(model_bytes).get(SOURCE_KEY)
     return value.decode("ascii") if value else None
+
+
+def load_converted(tflite_path: Callable[[], Path], weights_path: Callable[[], Path],
+                   rerun: str) -> tuple["TFLiteNet | None", str | None]:
+    """The ``.tflite`` network at ``tflite_path()``, or ``(None, why not)``.
+
+    Refused when LiteRT is missing, a file cannot be resolved (missing, hash
+    mismatch: hub_utils says which), or the file was converted from other
+    weights than the Keras file at ``weights_path()`` (a retrained or
+    user-supplied model: the conversion is stale; ``rerun`` says how to redo it).
+    """
+    if interpreter_class() is None:
+        return None, "ai-edge-litert is not installed"
+    try:
+        tflite, weights = tflite_path(), weights_path()
+        model_bytes = tflite.read_bytes()
+        weights_sha = sha256_file(weights)
+    except Exception as exc:
+        return None, str(exc)
+    recorded = source_sha256(model_bytes)
+    if recorded != weights_sha:
+        return None, (f"{tflite.name} was converted from weights {recorded} but {weights.name} is {weights_sha}; "
+                      f"rerun {rerun}")
+    return TFLiteNet(model_bytes), None
 
 
 def _pixels(shape: tuple[int, ...]) -> int:
@@ -121,4 +138,4 @@ class TFLiteNet:
             return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
-__all__ = ["SOURCE_KEY", "TFLiteNet", "file_sha256", "interpreter_class", "read_metadata", "source_sha256"]
+__all__ = ["SOURCE_KEY", "TFLiteNet", "interpreter_class", "load_converted", "read_metadata", "source_sha256"]

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import InputError
+from pipeline.files import sha256_file
 from pipeline.imaging import psnr, ssim
 from pipeline.stages import deblur as deblur_stage
 from pipeline.stages.deblur import deblur, deblur_many, needs_deblur
@@ -95,7 +96,7 @@ def test_shipped_tflite_matches_manifest_and_the_current_keras_weights():
     spec = SPECS["deblurgan-v2-tflite"]
     model_bytes = Path(hub_utils.resolve(spec.name).path).read_bytes()  # sha256 checked against the manifest
     keras_weights = Path(hub_utils.resolve(spec.source).path)
-    assert tflite_runtime.source_sha256(model_bytes) == tflite_runtime.file_sha256(keras_weights), (
+    assert tflite_runtime.source_sha256(model_bytes) == sha256_file(keras_weights), (
         "weights/deblurgan_v2_fpn_mobilenet.tflite is stale: rerun python -m pipeline.export_tflite deblurgan-v2")
     _, reference = spec.build()
     assert max_difference(model_bytes, reference, spec, seed=7) <= 1e-4

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import InputError
+from pipeline.files import sha256_file
 from pipeline.imaging import imresize, psnr_y
 from pipeline.stages import superres
 from pipeline.stages.superres import choose_scale, needs_super_resolution, super_resolve
@@ -141,7 +142,7 @@ def test_shipped_tflite_matches_manifest_and_its_keras_weights(name):
     path = Path(hub_utils.resolve(name).path)  # raises on a sha256 mismatch with weights/models.json
     model_bytes = path.read_bytes()
     keras_weights = Path(hub_utils.resolve(spec.source).path)
-    assert tflite_runtime.source_sha256(model_bytes) == tflite_runtime.file_sha256(keras_weights), (
+    assert tflite_runtime.source_sha256(model_bytes) == sha256_file(keras_weights), (
         f"{path.name} was converted from other weights: rerun python -m pipeline.export_tflite {name}")
     _, reference = spec.build()
     assert max_difference(model_bytes, reference, spec, seed=7) <= 1e-4

@@ -114,18 +114,7 @@ def _tflite_net():
     """
     from .. import tflite_runtime
 
-    if tflite_runtime.interpreter_class() is None:
-        return None, "ai-edge-litert is not installed"
-    try:
-        model_bytes = _tflite_path().read_bytes()
-        weights_sha = tflite_runtime.file_sha256(_weights_path())
-    except Exception as exc:  # missing file, hash mismatch: hub_utils says which
-        return None, str(exc)
-    recorded = tflite_runtime.source_sha256(model_bytes)
-    if recorded != weights_sha:
-        return None, (f"{TFLITE_NAME} was converted from weights {recorded} but {WEIGHTS_NAME} is {weights_sha}; "
-                      "rerun python -m pipeline.export_tflite deblurgan-v2")
-    return tflite_runtime.TFLiteNet(model_bytes), None
+    return tflite_runtime.load_converted(_tflite_path, _weights_path, "python -m pipeline.export_tflite deblurgan-v2")
 
 
 def _build_runner(engine: str = "auto") -> Callable[[np.ndarray], np.ndarray]:

@@ -135,19 +135,9 @@ def _tflite_net(model: str, scale: int):
     """
     from .. import tflite_runtime
 
-    if tflite_runtime.interpreter_class() is None:
-        return None, "ai-edge-litert is not installed"
     key = _model_key(model, scale)
-    try:
-        model_bytes = _tflite_path(f"{key}-tflite").read_bytes()
-        weights_sha = tflite_runtime.file_sha256(_weights_path(key))
-    except Exception as exc:  # missing file, hash mismatch: hub_utils says which
-        return None, str(exc)
-    recorded = tflite_runtime.source_sha256(model_bytes)
-    if recorded != weights_sha:
-        return None, (f"{key}-tflite was converted from weights {recorded} but {key} is {weights_sha}; "
-                      "rerun python -m pipeline.export_tflite")
-    return tflite_runtime.TFLiteNet(model_bytes), None
+    return tflite_runtime.load_converted(lambda: _tflite_path(f"{key}-tflite"), lambda: _weights_path(key),
+                                         "python -m pipeline.export_tflite")
 
 
 def _build_runner(model: str, scale: int, engine: str) -> LumaFn:
