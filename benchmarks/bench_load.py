@@ -483,15 +483,25 @@ def render_comparison(args, env: dict, first: tuple, second: tuple) -> str:
     return "\n".join(lines)
 
 
+def prepare(server: Server):
+    """Wait for the server, enrol the load's watchlist person and warm the models up.
+
+    Returns ``(client, seconds until the API answered, idle RSS in KiB)``.
+    """
+    t0 = time.time()
+    client = server.wait_ready()
+    startup_s = time.time() - t0
+    _enrol(client)
+    _serving(client)  # warm the models up before measuring
+    return client, startup_s, server.rss_kib()[0]
+
+
 def check_load_only(args) -> int:
     """The load phase alone; exit code 1 when any answer was not a result or the busy message."""
     work = Path(tempfile.mkdtemp(prefix="bench_load-"))
     server = Server(work, args.app_args)
     try:
-        client = server.wait_ready()
-        _enrol(client)
-        _serving(client)
-        idle_rss = server.rss_kib()[0]
+        _, _, idle_rss = prepare(server)
         load = run_load(server, args.clients, args.seconds)
     finally:
         server.stop()
@@ -527,12 +537,7 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_load-"))
     server = Server(work, args.app_args)
     try:
-        t0 = time.time()
-        client = server.wait_ready()
-        startup_s = time.time() - t0
-        _enrol(client)
-        _serving(client)  # warm the models up before measuring
-        idle_rss = server.rss_kib()[0]
+        client, startup_s, idle_rss = prepare(server)
         print(f"server up in {startup_s:.0f} s, {idle_rss / 1024:.0f} MiB; load for {args.seconds:g} s ...", flush=True)
         load = run_load(server, args.clients, args.seconds)
         print(f"{len(load['records'])} requests; fuzz ...", flush=True)
@@ -553,10 +558,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"load again with {env} ...", flush=True)
         other = Server(_mkdir(work / "compare"), args.app_args, env)
         try:
-            client = other.wait_ready()
-            _enrol(client)
-            _serving(client)
-            other_idle = other.rss_kib()[0]
+            _, _, other_idle = prepare(other)
             other_load = run_load(other, args.clients, args.seconds)
         finally:
             other.stop()
