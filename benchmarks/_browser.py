@@ -30,6 +30,16 @@ def fake_camera_args(y4m: Path) -> list[str]:
                             f"--use-file-for-fake-video-capture={y4m}"]
 
 
+def start_webcam_stream(page, url: str) -> None:
+    """Open the app at ``url`` in a Playwright ``page``, go to the Webcam tab and start streaming."""
+    page.goto(url)
+    page.get_by_role("tab", name="Webcam").click()
+    grant = page.locator('[title="grant webcam access"] button')
+    if grant.count():
+        grant.first.click()
+    page.locator("button.capture-button").first.click(timeout=30_000)
+
+
 def write_y4m(path: Path, frames: Sequence[np.ndarray], fps: int = 10) -> Path:
     """Write RGB frames (``H x W x 3`` uint8, even sides) as a 4:2:0 Y4M clip in TV range."""
     h, w = frames[0].shape[:2]

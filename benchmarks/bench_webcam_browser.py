@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._browser import chromium_path, fake_camera_args, serve_app, write_y4m
+from benchmarks._browser import chromium_path, fake_camera_args, serve_app, start_webcam_stream, write_y4m
 from benchmarks._report import ROOT, machine, write_section
 from benchmarks.bench_video import _frames, _watchlist
 
@@ -59,12 +59,7 @@ def run(seconds: float) -> dict:
         with serve_app(work / "suspects") as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=browser_path, args=fake_camera_args(camera))
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            page.get_by_role("tab", name="Webcam").click()
-            grant = page.locator('[title="grant webcam access"] button')
-            if grant.count():
-                grant.first.click()
-            page.locator("button.capture-button").first.click(timeout=30_000)
+            start_webcam_stream(page, url)
             page.get_by_text("fps ·").first.wait_for(timeout=120_000)  # first processed frame
             time.sleep(5)  # warm-up: models loaded, first tracks recognised
             found = page.evaluate(WATCH_OUTPUT_JS, OUTPUT_LABEL)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks._browser import CHROMIUM_ARGS, chromium_path, fake_camera_args, write_y4m
+from benchmarks._browser import CHROMIUM_ARGS, chromium_path, fake_camera_args, start_webcam_stream, write_y4m
 from conftest import EXAMPLES, ROOT, running_app
 
 pytestmark = pytest.mark.slow
@@ -74,12 +74,7 @@ def test_webcam_tab_shows_an_enrolled_person_in_the_live_gallery(app_url, camera
     with playwright_sync.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         page = browser.new_page()
-        page.goto(app_url)
-        page.get_by_role("tab", name="Webcam").click()
-        grant = page.locator('[title="grant webcam access"] button')
-        if grant.count():
-            grant.first.click()
-        page.locator("button.capture-button").first.click(timeout=30_000)
+        start_webcam_stream(page, app_url)
         page.get_by_text("Person A").first.wait_for(timeout=90_000)
         stats = page.get_by_text("fps ·").first.inner_text()
         page.screenshot(path=str(SCREENSHOTS / "browser_webcam_tab.png"), full_page=True)
