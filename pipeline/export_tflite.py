@@ -259,7 +259,7 @@ def check(spec: ExportSpec, folder: Path) -> str | None:
     if not path.is_file():
         return f"{path} is missing"
     model_bytes = path.read_bytes()
-    weights_sha = _sha256(_weights_path(spec.source).read_bytes())
+    weights_sha = sha256_file(_weights_path(spec.source))
     if source_sha256(model_bytes) != weights_sha:
         return f"{spec.file} was converted from other weights than {spec.source} ({weights_sha[:12]}...)"
     _, reference = spec.build()

@@ -47,7 +47,6 @@ HALO = 64
 _STRIDE = 32
 
 TFLITE_NAME = "deblurgan-v2-tflite"
-TFLITE_FILE = "deblurgan_v2_fpn_mobilenet.tflite"
 ENGINES = ("auto", "tflite", "keras")
 """``tflite``: the shipped ``.tflite`` on LiteRT/XNNPACK (fast); ``keras``: TensorFlow;
 ``auto``: TFLite when usable, else Keras."""
@@ -58,11 +57,10 @@ _log = logging.getLogger(__name__)
 
 
 def _weights_path(name: str = WEIGHTS_NAME) -> Path:
-    """Local path of the generator's weights (``hub_utils.resolve`` when available)."""
-    try:
-        from hub_utils import resolve  # type: ignore[attr-defined]
-    except ImportError:
-        return Path(__file__).resolve().parents[2] / "weights" / WEIGHTS_FILE
+    """Local path of the manifest entry ``name`` (the generator's weights, or its ``.tflite``), sha256-checked
+    by ``hub_utils.resolve`` (local -> Hub cache -> bundled)."""
+    from hub_utils import resolve  # type: ignore[attr-defined]
+
     return Path(resolve(name).path)
 
 
@@ -97,15 +95,6 @@ def build_keras_net():
     return net
 
 
-def _tflite_path(name: str = TFLITE_NAME) -> Path:
-    """Local path of the converted generator (sha256-checked by ``hub_utils.resolve`` when available)."""
-    try:
-        from hub_utils import resolve  # type: ignore[attr-defined]
-    except ImportError:
-        return Path(__file__).resolve().parents[2] / "weights" / TFLITE_FILE
-    return Path(resolve(name).path)
-
-
 def _tflite_net():
     """A :class:`~pipeline.tflite_runtime.TFLiteNet` of the generator, or the reason there is none.
 
@@ -114,7 +103,7 @@ def _tflite_net():
     """
     from .. import tflite_runtime
 
-    return tflite_runtime.load_converted(_tflite_path, _weights_path, "python -m pipeline.export_tflite deblurgan-v2")
+    return tflite_runtime.load_converted(lambda: _weights_path(TFLITE_NAME), _weights_path, "python -m pipeline.export_tflite deblurgan-v2")
 
 
 def _build_runner(engine: str = "auto") -> Callable[[np.ndarray], np.ndarray]:

@@ -52,9 +52,6 @@ TILE = 512
 _SRCNN_HALO = 8  # receptive-field radius of 9-5-5: (9 + 5 + 5 - 3) / 2
 _BUCKET = 32  # SRCNN tiles are padded to squares of a multiple of this: at most 17 XLA compilations
 
-WEIGHT_FILES = {f"srcnn-x{s}": f"srcnn_x{s}.weights.h5" for s in SCALES}
-WEIGHT_FILES.update({f"fsrcnn-x{s}": f"fsrcnn_x{s}.weights.h5" for s in SCALES})
-
 LumaFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``(lr_luma, bicubic_luma) -> restored luma``: float32 arrays in ``Y/255 - 0.5`` units."""
 
@@ -63,15 +60,10 @@ LumaFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # weights and models
 # ---------------------------------------------------------------------------
 def _weights_path(name: str) -> Path:
-    """Local path of the weights called ``name`` (``srcnn-x3``, ``fsrcnn-x4``...).
+    """Local path of the manifest entry ``name`` (``srcnn-x3``, ``fsrcnn-x4``, ``srcnn-x4-tflite``...),
+    sha256-checked by ``hub_utils.resolve`` (local -> Hub cache -> bundled)."""
+    from hub_utils import resolve  # type: ignore[attr-defined]
 
-    Uses ``hub_utils.resolve`` when the project has it (local -> Hub cache ->
-    bundled); otherwise the bundled file in ``weights/``.
-    """
-    try:
-        from hub_utils import resolve  # type: ignore[attr-defined]
-    except ImportError:
-        return Path(__file__).resolve().parents[2] / "weights" / WEIGHT_FILES[name]
     return Path(resolve(name).path)
 
 
@@ -100,8 +92,6 @@ _log = logging.getLogger(__name__)
 ENGINES = ("auto", "tflite", "keras")
 """``tflite``: the shipped ``.tflite`` files on LiteRT/XNNPACK (fast); ``keras``: the Keras
 weights on TensorFlow (XLA for SRCNN); ``auto``: TFLite when usable, else Keras."""
-TFLITE_FILES = {f"srcnn-x{s}-tflite": f"srcnn_x{s}.tflite" for s in SCALES}
-TFLITE_FILES.update({f"fsrcnn-x{s}-tflite": f"fsrcnn_x{s}.tflite" for s in SCALES})
 _TFLITE_BUCKET = 8  # TFLite tiles are padded to a multiple of this (few interpreters, little waste)
 
 
@@ -118,15 +108,6 @@ def build_keras_net(model: str, scale: int):
     return net
 
 
-def _tflite_path(key: str) -> Path:
-    """Local path of the converted network ``key`` (``srcnn-x4-tflite``...), sha256-checked by hub_utils."""
-    try:
-        from hub_utils import resolve  # type: ignore[attr-defined]
-    except ImportError:
-        return Path(__file__).resolve().parents[2] / "weights" / TFLITE_FILES[key]
-    return Path(resolve(key).path)
-
-
 def _tflite_net(model: str, scale: int):
     """A :class:`~pipeline.tflite_runtime.TFLiteNet` for ``model``, or the reason there is none.
 
@@ -136,7 +117,7 @@ def _tflite_net(model: str, scale: int):
     from .. import tflite_runtime
 
     key = _model_key(model, scale)
-    return tflite_runtime.load_converted(lambda: _tflite_path(f"{key}-tflite"), lambda: _weights_path(key),
+    return tflite_runtime.load_converted(lambda: _weights_path(f"{key}-tflite"), lambda: _weights_path(key),
                                          "python -m pipeline.export_tflite")
 
 
