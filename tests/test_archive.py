@@ -18,7 +18,7 @@ from conftest import EXAMPLES, ROOT, moving_face_clip
 from pipeline import Pipeline, load_image
 from pipeline.video import iter_frames, scan_video
 from pipeline.video.archive import FAULT_ENV, ArchiveSettings, actor_options, output_dirs, scan_archive
-from pipeline.video.chunks import iter_frame_range, plan_chunks
+from pipeline.video.chunks import plan_chunks
 
 CLIP = EXAMPLES / "arcade_clip.mp4"
 FACES = ROOT / "tests" / "fixtures" / "faces"
@@ -88,7 +88,7 @@ def test_plan_chunks_overlap_and_stride():
 
 def test_frame_range_decodes_the_same_frames_as_a_full_read():
     full = {i: (t, rgb) for i, t, rgb in iter_frames(CLIP, stride=2)}
-    part = list(iter_frame_range(str(CLIP), 18, 36, stride=2))
+    part = list(iter_frames(str(CLIP), stride=2, start=18, stop=36))
     assert [i for i, _, _ in part] == list(range(18, 36, 2))
     for i, t, rgb in part:
         assert t == full[i][0] and np.array_equal(rgb, full[i][1])

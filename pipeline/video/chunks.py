@@ -26,16 +26,14 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..core import Pipeline
-from ..errors import InputError
 from ..types import Toggle
 from .engine import Observation, Recogniser, Sighting, TrackState, VideoEngine, tracks_to_sightings
 from .outputs import H264Writer
@@ -113,45 +111,6 @@ def plan_chunks(frame_count: int, fps: float, *, stride: int = 1, chunk_seconds:
             break
         own_start = stop
     return chunks
-
-
-def iter_frame_range(path: str, start: int, stop: int | None, stride: int = 1
-                     ) -> Iterator[tuple[int, float, np.ndarray]]:
-    """Like :func:`~pipeline.video.iter_frames` but only frames ``start <= index < stop``.
-
-    Seeks with OpenCV (key frame, then decode forward to ``start``); when the
-    backend cannot land exactly on ``start`` it decodes from the beginning.
-    """
-    if start == 0 and stop is None:
-        yield from iter_frames(path, stride=stride)
-        return
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise InputError(f"{Path(path).name}: not a readable video")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    try:
-        index = 0
-        if start > 0:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, start)
-            if round(capture.get(cv2.CAP_PROP_POS_FRAMES)) == start:
-                index = start
-            else:  # inexact seek: reopen and skip frame by frame
-                capture.release()
-                capture = cv2.VideoCapture(str(path))
-        while stop is None or index < stop:
-            if index >= start and index % stride == 0:
-                ok, frame = capture.read()
-                if not ok or frame is None:
-                    break
-                pos_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
-                t = pos_ms / 1000.0 if pos_ms and pos_ms > 0 else index / fps
-                t = index / fps if abs(t - index / fps) > 1.0 / fps else t  # as iter_frames
-                yield index, round(t, 3), cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            elif not capture.grab():
-                break
-            index += 1
-    finally:
-        capture.release()
 
 
 class SegmentWriter(H264Writer):
@@ -239,7 +198,7 @@ def scan_chunk(spec: ChunkSpec, pipeline: Pipeline, recogniser: Recogniser | Non
         segment = Path(tmp) / "segment.mp4"
         writer: H264Writer | None = None
         try:
-            for index, t, rgb in iter_frame_range(spec.path, spec.start, spec.stop, spec.stride):
+            for index, t, rgb in iter_frames(spec.path, stride=spec.stride, start=spec.start, stop=spec.stop):
                 out = engine.process(rgb, index, t)
                 in_lead_in = index < spec.own_start
                 in_tail = tail_from is not None and index >= tail_from and not single

@@ -63,13 +63,16 @@ def probe_video(path: str | Path, *, max_duration_s: float | None = DEFAULT_MAX_
     return info
 
 
-def iter_frames(path: str | Path, *, stride: int = 1, max_frames: int | None = None
-                ) -> Iterator[tuple[int, float, np.ndarray]]:
-    """Yield ``(frame_index, time_s, rgb)`` for every ``stride``-th frame.
+def iter_frames(path: str | Path, *, stride: int = 1, max_frames: int | None = None, start: int = 0,
+                stop: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Yield ``(frame_index, time_s, rgb)`` for every ``stride``-th frame with ``start <= index < stop``.
 
     ``rgb`` is ``H x W x 3`` uint8.  Times come from the container when it
     gives them, else from the frame index and frame rate.  A truncated file
     simply ends early; callers compare the count with :func:`probe_video`.
+    A ``start`` past 0 seeks with OpenCV (key frame, then decode forward);
+    when the backend cannot land exactly on ``start`` it reads from the
+    beginning and skips.
     """
     if stride < 1:
         raise InputError(f"stride must be 1 or more, not {stride}")
@@ -80,8 +83,15 @@ def iter_frames(path: str | Path, *, stride: int = 1, max_frames: int | None = N
     index = 0
     yielded = 0
     try:
-        while True:
-            if index % stride == 0:
+        if start > 0:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+            if round(capture.get(cv2.CAP_PROP_POS_FRAMES)) == start:
+                index = start
+            else:  # inexact seek: reopen and skip frame by frame
+                capture.release()
+                capture = cv2.VideoCapture(str(path))
+        while stop is None or index < stop:
+            if index >= start and index % stride == 0:
                 ok, frame = capture.read()
                 if not ok or frame is None:
                     break
