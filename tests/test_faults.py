@@ -190,7 +190,7 @@ def test_disk_full_at_any_step_leaves_the_watchlist_as_before_or_after(enrolled,
         before = snapshot(root)
         wl = Watchlist.load(root)
         with monkeypatch.context() as m:
-            faults = FailingWrites(m, root, errno.ENOSPC, after=step)
+            FailingWrites(m, root, errno.ENOSPC, after=step)
             try:
                 WATCHLIST_CHANGES[change](wl)
                 failed = False

@@ -42,7 +42,7 @@ were calibrated on ``deepface/master.csv`` (BENCHMARKS.md, "recognition").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
