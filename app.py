@@ -570,6 +570,17 @@ def _stage_toggles(video: bool = False) -> list[gr.Radio]:
     return toggles
 
 
+def crop_gallery(label: str, *, columns: int = 6, height: int = 260, **kwargs: Any) -> gr.Gallery:
+    """A gallery of face crops: small tiles even when there are few of them.
+
+    Gradio 6 widens the columns to fill the row when there are fewer images
+    than ``columns`` (``fit_columns=True``): one crop then fills the whole
+    width, upscaled and cut off.  Crops are evidence; show them at tile size.
+    """
+    return gr.Gallery(label=label, columns=columns, height=height, object_fit="contain", fit_columns=False,
+                      **kwargs)
+
+
 def build_app() -> gr.Blocks:
     """The Blocks app; importable by tests without launching a server."""
     retention_s = int(CONFIG.retention_hours * 3600)
@@ -597,8 +608,8 @@ def build_app() -> gr.Blocks:
                                          elem_id="raw-annotated")
                     enhanced_frame = gr.Image(label="AI-enhanced frame (what the detector saw)",
                                               type="numpy", format="png", visible=False, elem_id="enhanced-frame")
-                    raw_crops = gr.Gallery(label="Face crops (raw)", columns=6, height=260, object_fit="contain")
-                    enhanced_crops = gr.Gallery(label=f"Face crops ({ENHANCED_NOTE})", columns=6, height=260, object_fit="contain")
+                    raw_crops = crop_gallery("Face crops (raw)")
+                    enhanced_crops = crop_gallery(f"Face crops ({ENHANCED_NOTE})")
                     summary = gr.Markdown()
                     faces_json = gr.JSON(label="Result (JSON)")
             run_btn.click(analyse, [image_in, method, threshold, min_face, *toggles],
@@ -616,8 +627,8 @@ def build_app() -> gr.Blocks:
                     id_btn = gr.Button("Identify", variant="primary")
                 with gr.Column(scale=2):
                     id_annotated = gr.Image(label="Raw frame with decisions", type="numpy", format="png")
-                    id_raw = gr.Gallery(label="Face crops (raw)", columns=6, height=260, object_fit="contain")
-                    id_enh = gr.Gallery(label=f"Face crops ({ENHANCED_NOTE})", columns=6, height=260, object_fit="contain")
+                    id_raw = crop_gallery("Face crops (raw)")
+                    id_enh = crop_gallery(f"Face crops ({ENHANCED_NOTE})")
                     id_table = gr.Markdown()
                     id_json = gr.JSON(label="Matches (JSON)")
                     id_report_btn = gr.Button("Evidence report")
@@ -648,7 +659,7 @@ def build_app() -> gr.Blocks:
                 with gr.Column():
                     gr.Markdown("**Show, edit or delete**")
                     who = gr.Textbox(label="Name or id")
-                    show_gallery = gr.Gallery(label="Photos", columns=4, height=260, object_fit="contain")
+                    show_gallery = crop_gallery("Photos", columns=4)
                     show_json = gr.JSON(label="Details")
                     gr.Button("Show").click(suspects_show, [who], [show_gallery, show_json], api_name="suspects_show")
                     new_name = gr.Textbox(label="New name (optional)")
@@ -681,8 +692,7 @@ def build_app() -> gr.Blocks:
                 with gr.Column(scale=2):
                     scan_status = gr.Markdown()
                     video_out = gr.Video(label="Annotated video (raw frames, boxes drawn)")
-                    sightings_gallery = gr.Gallery(label="Sightings: best raw crop per person seen", columns=6,
-                                                   height=260, object_fit="contain")
+                    sightings_gallery = crop_gallery("Sightings: best raw crop per person seen")
                     timeline = gr.Image(label="Sightings timeline", type="filepath")
                     downloads = gr.File(label="Sightings (CSV, JSON)", file_count="multiple")
                     sightings_json = gr.JSON(label="Sightings (JSON)")
@@ -707,8 +717,8 @@ def build_app() -> gr.Blocks:
                                webcam_options=gr.WebcamOptions(mirror=False))
                 cam_out = gr.Image(label="Live (raw frame, boxes drawn)", type="numpy", format="jpeg")
             cam_stats = gr.Markdown()
-            cam_gallery = gr.Gallery(label="Watchlist people seen since the stream started", columns=8,
-                                     height=220, allow_preview=False, object_fit="contain", format="jpeg")
+            cam_gallery = crop_gallery("Watchlist people seen since the stream started", columns=8, height=220,
+                                       allow_preview=False, format="jpeg")
             session, gallery_key = gr.State(None), gr.State(None)
             cam.stream(live_frame, [cam, session, gallery_key], [cam_out, cam_gallery, cam_stats, session, gallery_key],
                        stream_every=STREAM_EVERY_S, concurrency_limit=4, api_name="live_frame")

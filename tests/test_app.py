@@ -6,6 +6,7 @@ import re
 import zipfile
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 
@@ -386,3 +387,12 @@ def test_live_frame_sends_the_gallery_only_when_it_changes(tmp_path, monkeypatch
     annotated, gallery, stats, session, key = app.live_frame(frame, session, key)
     assert isinstance(gallery, type(gr.skip())) and key == ()  # unchanged: not re-sent
     assert session.engine.frames == 2
+
+
+def test_face_crop_galleries_keep_tile_size_with_few_crops():
+    # Gradio 6 stretches a lone image over the whole row unless fit_columns is off (seen in headless Chromium).
+    import app
+
+    galleries = [b for b in app.build_app().blocks.values() if isinstance(b, gr.Gallery)]
+    assert len(galleries) == 7
+    assert all(g.fit_columns is False and g.object_fit == "contain" for g in galleries)
