@@ -200,7 +200,10 @@ recognition of new tracks + drawing {parts['track_recognise_draw_ms']:.1f} ms, H
 Target: >= 2x real time for one 720p/25 fps video at stride 1, i.e. <= 20 ms per frame for everything:
 **{'met' if offline[0]['x_realtime_each'] >= 2 else 'missed'}** ({offline[0]['x_realtime_each']:.2f}x). Detection on every
 frame alone costs {parts['detect_ms']:.0f} ms here (two BlazeFace passes so that 24 px faces are found, see the
-detection section), so on these 2 cores the target needs a detector several times cheaper (or one that runs on a GPU: BlazeFace runs on the CPU here), or `--stride`.
+detection section), and without any detection at all the rest (decode, tracking + recognition + drawing, encode)
+still costs {parts['total_ms'] - parts['detect_ms']:.0f} ms, i.e. {40 / max(parts['total_ms'] - parts['detect_ms'], 1e-3):.2f}x real time. So the target
+cannot be met on these 2 cores with the outputs #8 asks for, whatever the detector: it needs several times this CPU, or a GPU
+for detection and encoding (BlazeFace runs on the CPU here), or `--stride`. **Blocked on hardware.**
 Measured and not adopted: libx264 `superfast` / `ultrafast` instead of `veryfast` encode in
 {parts['presets']['superfast'][0]:.1f} / {parts['presets']['ultrafast'][0]:.1f} ms per frame for
 {parts['presets']['superfast'][1]:.1f}x / {parts['presets']['ultrafast'][1]:.1f}x larger files; the annotated video is
