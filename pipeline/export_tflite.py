@@ -15,7 +15,8 @@ flatbuffer's metadata (the stages refuse a stale conversion), write
 Three graph changes make the files fully convolutional, XNNPACK-friendly and
 cheaper, without changing a single output value:
 
-* SRCNN uses ``valid`` convolutions: it maps a tile padded by the 8 px
+* SRCNN (9-5-5 or the separable variant, whichever its weights file holds)
+  uses ``valid`` convolutions: it maps a tile padded by the 8 px
   receptive-field halo to the tile itself (the centre of the ``same``
   network's output, exactly), about 10 % less work than ``same``.
 * FSRCNN stops before its pixel shuffle (the stage does that reshape in
@@ -66,29 +67,42 @@ def srcnn_halo(net) -> int:
     """Receptive-field radius of an SRCNN: the context its ``valid`` export crops off each side (8 for 9-5-5)."""
     import keras
 
-    return sum((layer.kernel_size[0] - 1) // 2 for layer in net.layers if isinstance(layer, keras.layers.Conv2D))
+    convs = [layer for layer in net.layers if isinstance(layer, keras.layers.Conv2D)]
+    rows, cols = (sum((layer.kernel_size[axis] - 1) // 2 for layer in convs) for axis in (0, 1))
+    if rows != cols:
+        raise ValueError(f"{net.name}: receptive field {2 * rows + 1} x {2 * cols + 1} is not square")
+    return rows
+
+
+def srcnn_valid_graph(net, name: str):
+    """``net`` (an SRCNN with ``same`` padding) as ``valid`` convolutions: halo-padded tile -> tile.
+
+    ``valid`` convolutions on a halo-padded tile give exactly the centre of the
+    ``same`` network's output, and the costly mapping layer then computes
+    260^2 instead of 272^2 pixels for a 256^2 output (the stage pads every tile
+    by the halo anyway).  Works for 9-5-5 and the separable variant alike.
+    """
+    import keras
+
+    halo = srcnn_halo(net)
+    inputs = keras.Input(shape=(None, None, 1), name="padded_bicubic_luma")
+    x = inputs
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            valid = keras.layers.Conv2D.from_config({**layer.get_config(), "padding": "valid"})
+            x = valid(x)
+            valid.set_weights(layer.get_weights())
+    centre = keras.layers.Cropping2D(halo, name="centre")(inputs)
+    return keras.Model(inputs, keras.layers.Add(name="residual_add")([centre, x]), name=name)
 
 
 def _srcnn(scale: int):
     def build():
-        import keras
-
         from .stages.superres import build_keras_net
 
-        # 'valid' convolutions on a halo-padded tile give exactly the centre of the 'same'
-        # network's output, and the costly 5x5 64->32 layer then computes 260^2 instead of
-        # 272^2 pixels for a 256^2 output (the stage pads every tile by the halo anyway).
         net = build_keras_net("srcnn", scale)
         halo = srcnn_halo(net)
-        inputs = keras.Input(shape=(None, None, 1), name="padded_bicubic_luma")
-        x = inputs
-        for layer in net.layers:
-            if isinstance(layer, keras.layers.Conv2D):
-                valid = keras.layers.Conv2D.from_config({**layer.get_config(), "padding": "valid"})
-                x = valid(x)
-                valid.set_weights(layer.get_weights())
-        centre = keras.layers.Cropping2D(halo, name="centre")(inputs)
-        graph = keras.Model(inputs, keras.layers.Add(name="residual_add")([centre, x]), name=f"srcnn_x{scale}_valid")
+        graph = srcnn_valid_graph(net, f"srcnn_x{scale}_valid")
         return graph, lambda padded: net(padded, training=False)[:, halo:-halo, halo:-halo, :]
     return build
 
@@ -187,22 +201,28 @@ def convert(spec: ExportSpec) -> tuple[bytes, float]:
         RuntimeError: the conversion differs from Keras by more than :data:`TOLERANCE`.
     """
     import keras
-    import tensorflow as tf
 
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(f"converting needs the TensorFlow Keras backend, not {keras.backend.backend()!r}: "
                            "run KERAS_BACKEND=tensorflow python -m pipeline.export_tflite")
     graph, reference = spec.build()
     source_sha = sha256_file(_weights_path(spec.source))
-    with tempfile.TemporaryDirectory() as folder:
-        signature = [tf.TensorSpec([None, None, None, spec.channels], tf.float32)]
-        graph.export(folder, format="tf_saved_model", input_signature=signature, verbose=False)
-        model_bytes = tf.lite.TFLiteConverter.from_saved_model(folder).convert()
+    model_bytes = graph_to_tflite(graph, spec.channels)
     model_bytes = _with_metadata(model_bytes, {SOURCE_KEY: source_sha.encode("ascii")})
     diff = max_difference(model_bytes, reference, spec)
     if diff > TOLERANCE:
         raise RuntimeError(f"{spec.name}: TFLite differs from Keras by {diff:.2e} > {TOLERANCE:.0e}")
     return model_bytes, diff
+
+
+def graph_to_tflite(graph, channels: int) -> bytes:
+    """Float32 ``.tflite`` bytes of a Keras ``graph`` with a dynamic ``(N, H, W, channels)`` input (no metadata)."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as folder:
+        signature = [tf.TensorSpec([None, None, None, channels], tf.float32)]
+        graph.export(folder, format="tf_saved_model", input_signature=signature, verbose=False)
+        return tf.lite.TFLiteConverter.from_saved_model(folder).convert()
 
 
 def max_difference(model_bytes: bytes, reference: Callable, spec: ExportSpec, seed: int = 0) -> float:

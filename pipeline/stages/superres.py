@@ -7,8 +7,12 @@ upscaled with MATLAB-compatible bicubic interpolation, the network restores
 the luma, and Cb/Cr stay bicubic (the eye and the recogniser care about luma
 detail; chroma is smooth).
 
-* ``model="srcnn"`` -- SRCNN 9-5-5 on the bicubic-upscaled luma (the card's
-  model; best quality, about 3.7 GMAC per 256x256 output).
+* ``model="srcnn"`` -- SRCNN on the bicubic-upscaled luma (the card's model;
+  best quality).  The shipped weights are the lighter variant whose 5x5
+  mapping layer is factorised into 5x1 and 1x5 convolutions
+  (:mod:`pipeline.models.srcnn`: about 1.4 GMAC per 256x256 output instead of
+  9-5-5's 3.7); the architecture is read from each weights file, so a 9-5-5
+  file (older weights, a user's own) still loads.
 * ``model="fast"`` -- FSRCNN body with a sub-pixel output, working in
   low-resolution space (about 50 MMAC per 64x64 input at x4), for the live path.
 
@@ -49,7 +53,7 @@ MAX_OUTPUT_PIXELS = 24_000_000
 """Largest output (about 6000 x 4000); bigger requests are refused, not silently shrunk."""
 TILE = 512
 """SRCNN runs on tiles of at most this many output pixels per side (bounded memory)."""
-_SRCNN_HALO = 8  # receptive-field radius of 9-5-5: (9 + 5 + 5 - 3) / 2
+_SRCNN_HALO = 8  # receptive-field radius of 9-5-5 and of the separable variant: (9 + 5 + 5 - 3) / 2
 _BUCKET = 32  # SRCNN tiles are padded to squares of a multiple of this: at most 17 XLA compilations
 
 LumaFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -78,7 +82,7 @@ def weights_missing(model: str = "srcnn", scales: Sequence[int] = SCALES) -> str
         key = _model_key(model, scale)
         try:
             path = _weights_path(key)
-        except Exception as exc:  # hub_utils reports why it cannot resolve
+        except Exception as exc:  # noqa: BLE001 -- any failure to resolve makes the stage unavailable, with its reason
             return f"{key}: {exc}"
         if not path.is_file():
             missing.append(key)
@@ -97,13 +101,16 @@ _TFLITE_BUCKET = 8  # TFLite tiles are padded to a multiple of this (few interpr
 
 def build_keras_net(model: str, scale: int):
     """The Keras network for ``model`` at ``scale`` with its weights loaded (what the exporter converts)."""
-    from ..models import build_fsrcnn, build_srcnn
+    from ..models import build_fsrcnn
+    from ..models.srcnn import build_srcnn_for
 
     key = _model_key(model, scale)
     path = _weights_path(key)
     if not path.is_file():
         raise FileNotFoundError(f"{key} weights not found at {path}")
-    net = build_srcnn() if model == "srcnn" else build_fsrcnn(scale)
+    if model == "srcnn":
+        return build_srcnn_for(path)  # 9-5-5 or separable, whichever the file holds
+    net = build_fsrcnn(scale)
     net.load_weights(str(path))
     return net
 
@@ -154,11 +161,11 @@ def _build_keras_runner(model: str, scale: int) -> LumaFn:
         if model == "srcnn":
             # XLA fuses the three convolutions (~1.6x faster on CPU); shapes are bucketed.
             fn = tf.function(lambda x: net(x, training=False), jit_compile=True)
-            compiled = lambda x: fn(x).numpy()  # noqa: E731
+            compiled = lambda x: fn(x).numpy()
         else:
             spec = tf.TensorSpec([None, None, None, 1], tf.float32)
             fn = tf.function(lambda lr, up: net([lr, up], training=False), input_signature=[spec, spec])
-            compiled = lambda lr, up: fn(lr, up).numpy()  # noqa: E731
+            compiled = lambda lr, up: fn(lr, up).numpy()
 
     if model == "srcnn":
         def run(lr: np.ndarray, up: np.ndarray) -> np.ndarray:

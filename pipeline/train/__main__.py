@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="model", required=True)
-    for name, help_text in (("srcnn", "SRCNN 9-5-5 on luma, one model per scale"),
+    for name, help_text in (("srcnn", "SRCNN on luma (9-5-5 or separable mapping), one model per scale"),
                             ("fsrcnn", "fast FSRCNN-style model in LR space"),
                             ("deblur", "DeblurGAN-v2 FPN-MobileNet generator")):
         p = sub.add_parser(name, help=help_text)
@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--name", default=None, help="output name (default from model and scale)")
         if name != "deblur":
             p.add_argument("--scale", type=int, choices=(2, 3, 4), required=True)
+        if name == "srcnn":
+            p.add_argument("--map-rank", type=int, default=None,
+                           help="separable mapping layer (5x1 64->R, 1x5 R->32) instead of the 5x5 one")
+            p.add_argument("--init", type=Path, default=None,
+                           help="start from these 9-5-5 weights (.weights.h5): copied, or SVD-factorised "
+                                "with --map-rank (pipeline.train.lowrank)")
         else:
             p.add_argument("--patch", type=int, default=128, help="training crop side (multiple of 32)")
             p.add_argument("--fpn-filters", type=int, default=64)
@@ -99,11 +105,13 @@ def _luma_fn(model, kind: str):
 def run_sr(args) -> dict:
     import keras
 
+    from ..files import sha256_file
     from ..models import build_fsrcnn, build_srcnn
     from ..stages.superres import upscale_with
     from .data import Prefetcher, SRPatches, list_images
     from .evaluate import bicubic, evaluate_sr
     from .loop import train, write_metrics
+    from .lowrank import separable_from_955
 
     keras.utils.set_random_seed(args.seed)
     kind, scale = args.model, args.scale
@@ -114,7 +122,16 @@ def run_sr(args) -> dict:
     patches = SRPatches(files, scale, hr_patch=48)
     print(f"[{name}] {len(files)} images -> {len(patches.items)} with scale augmentation; "
           f"backend {keras.backend.backend()}", flush=True)
-    model = build_srcnn() if kind == "srcnn" else build_fsrcnn(scale)
+    map_rank = getattr(args, "map_rank", None)
+    init = getattr(args, "init", None)
+    if kind != "srcnn":
+        model = build_fsrcnn(scale)
+    elif init is not None and map_rank is not None:
+        model = separable_from_955(init, map_rank)
+    else:
+        model = build_srcnn(map_rank=map_rank)
+        if init is not None:
+            model.load_weights(str(init))
     _compile(model, lr, "mse")
 
     def make(rng):
@@ -134,6 +151,17 @@ def run_sr(args) -> dict:
     metrics = {**result, "model": kind, "scale": scale, "batch": batch, "lr": lr, "seed": args.seed,
                "hr_patch": 48, "backend": keras.backend.backend(), "machine": platform.node(),
                "train_data": "T91 (91 images, x1/0.9/0.8/0.7/0.6 rescaled), MATLAB-bicubic LR"}
+    if kind == "srcnn":
+        from ..models.srcnn import macs_per_pixel
+
+        metrics["map_rank"] = map_rank
+        metrics["architecture"] = ("SRCNN 9-5-5 (64-32)" if map_rank is None else
+                                   f"SRCNN 9-(5x1,1x5)-5, separable mapping of rank {map_rank} (64-{map_rank}-32)")
+        metrics["macs_per_output_pixel"] = macs_per_pixel(map_rank)
+        if init is not None:
+            metrics["init_from"] = {"file": Path(init).name, "sha256": sha256_file(init),
+                                    "how": "copied" if map_rank is None else
+                                    "SVD of the 5x5 mapping kernel (Jaderberg et al. 2014, scheme 2)"}
     if not args.no_eval:
         luma = _luma_fn(model, kind)
         for set_name in ("Set5", "Set14"):
