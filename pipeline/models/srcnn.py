@@ -67,9 +67,12 @@ def map_rank_of(weights_file: str | Path) -> int | None:
     import h5py
 
     with h5py.File(weights_file, "r") as handle:
+        if "layers" not in handle:
+            raise ValueError(f"{weights_file}: not a Keras 3 .weights.h5 file (no 'layers' group)")
         kernels = []
-        handle.visititems(lambda path, obj: kernels.append((path, obj.shape))
-                          if isinstance(obj, h5py.Dataset) and len(obj.shape) == 4 else None)
+        # Only the layers' kernels: a training checkpoint also holds Adam's moments, shaped alike.
+        handle["layers"].visititems(lambda path, obj: kernels.append((path, obj.shape))
+                                    if isinstance(obj, h5py.Dataset) and len(obj.shape) == 4 else None)
     kernels.sort(key=lambda item: _layer_order(item[0]))
     if len(kernels) == 3:
         return None
@@ -79,9 +82,8 @@ def map_rank_of(weights_file: str | Path) -> int | None:
 
 
 def _layer_order(path: str) -> int:
-    """Keras 3 names a model's layers ``conv2d``, ``conv2d_1``, ... in build order."""
-    layer = path.split("/")[1] if path.startswith("layers/") else path
-    suffix = layer.rsplit("_", 1)[-1]
+    """Keras 3 stores a model's layers as ``conv2d``, ``conv2d_1``, ... in build order."""
+    suffix = path.split("/")[0].rsplit("_", 1)[-1]
     return int(suffix) if suffix.isdigit() else 0
 
 

@@ -3,6 +3,7 @@
 Usage::
 
     python -m pipeline.train srcnn  --scale 3 --seconds 2400
+    python -m pipeline.train srcnn  --scale 3 --map-rank 32 --init srcnn_955_x3.weights.h5 --lr 5e-4
     python -m pipeline.train fsrcnn --scale 4 --seconds 600
     python -m pipeline.train deblur --seconds 3600
 
@@ -14,7 +15,13 @@ the exact settings).  The model code is backend-agnostic Keras 3: set
 ``KERAS_BACKEND=torch`` (or ``jax``) to train on a GPU box without TensorFlow;
 the ``.weights.h5`` files load in the TensorFlow backend unchanged.
 
-The shipped weights were made on one H200 with ``run_all_gpu.sh`` (all seven
+The second SRCNN line builds the lighter, shipped variant (mapping layer
+factorised into 5x1 and 1x5 convolutions, :mod:`pipeline.models.srcnn`) and
+starts it from the SVD of trained 9-5-5 weights (:mod:`pipeline.train.lowrank`)
+before fine-tuning; ``weights/srcnn_x*.json`` record how each shipped SRCNN was
+made (fine-tuned on the project's 2-core CPU from the 9-5-5 weights below).
+
+The other shipped weights were made on one H200 with ``run_all_gpu.sh`` (all seven
 models in parallel, 330 s each; the deblurring generator then resumed for
 250 s more with ``--resume --lr 4e-4``, and later trained 430 s more with
 ``run_deblur_gpu.sh``: ``deblur-gpu``, a PyTorch twin of the generator fed by
