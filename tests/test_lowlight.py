@@ -171,6 +171,63 @@ def test_access_resistance_by_hand():
     np.testing.assert_allclose(lowlight._access_resistance(line.T, 4, axis=1).ravel(), expected)
 
 
+def test_resistance_to_the_node_beside_by_hand():
+    """Cells of 4 along one column of 8 pixels, node rows 2 and 6: upper pixels reach the node above, lower the one below."""
+    strong_v = np.array([[1.0], [2.0], [4.0], [8.0], [16.0], [32.0], [64.0]], np.float32)  # edge y joins y, y+1
+    to_node_row = np.array([[100.0], [200.0]], np.float32)      # walk along node rows 2 and 6
+    beside = lowlight._resistance_to_node_beside(strong_v, to_node_row, 4).ravel()
+    # rows 0-2: no cell above / own node row; row 3: down 8 + 16 + 32 = 56 to row 6, plus 200
+    # rows 4, 5: up to row 2 (4 + 8, 4 + 8 + 16) plus 100; rows 6, 7: own node row / no cell below
+    assert beside[3] == pytest.approx(256.0) and beside[4] == pytest.approx(112.0) and beside[5] == pytest.approx(128.0)
+    assert all(beside[i] >= 1e29 for i in (0, 1, 2, 6, 7))
+
+
+def test_split_data_weight_is_the_schur_complement():
+    """A pixel tied to two nodes by R1, R2: eliminating it leaves g_i / (1 + g1 + g2) on node i."""
+    r1 = np.array([[0.0, 0.5, 2.0, 3.0, 1e30]], np.float32)
+    r2 = np.array([[0.0, 1e30, 0.25, 3.0, 0.5]], np.float32)
+    w1, w2 = lowlight._split_data_weight(r1.copy(), r2.copy())
+    g1, g2 = 1.0 / np.maximum(r1.astype(np.float64), 1e-9), 1.0 / np.maximum(r2.astype(np.float64), 1e-9)
+    np.testing.assert_allclose(w1, g1 / (1 + g1 + g2), rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(w2, g2 / (1 + g1 + g2), rtol=1e-5, atol=1e-12)
+    assert w1[0, 0] == pytest.approx(0.5) and w1[0, 1] == pytest.approx(1 / 1.5)   # flat: even split; alone: 1 / (1 + R)
+
+
+def skyline(h: int, w: int, seed: int, horizon: int, band: int) -> np.ndarray:
+    """A dark, noisy sky with a glow over a line of pixel-sized city lights, a dim city with point lights below.
+
+    The lights sit a few pixels inside a row of cells (DICM/08's geometry):
+    the cells are cut by the horizon, and the sky above must get its light
+    across it.
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.arange(h)[:, None].astype(np.float64)
+    level = np.repeat(np.where(rows < horizon, 0.006 + 0.02 * np.exp((rows - horizon) / 8.0), 0.12), w, axis=1)
+    level[horizon : horizon + band] = rng.uniform(0.3, 0.9, (band, w))
+    for _ in range(h * w // 40):
+        level[rng.integers(horizon + band, h), rng.integers(0, w)] = rng.uniform(0.3, 1.0)
+    img = level[:, :, None] * np.array([1.0, 0.8, 0.5]) + rng.normal(0, 1.5 / 255, (h, w, 3))
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+
+
+def test_sky_over_a_line_of_small_lights(monkeypatch):
+    """Cells cut by a line of lights smaller than a cell: the sky above still gets the exact light level.
+
+    Without the data-weight split to the neighbouring cell row, the sky's
+    pixels in the cut cells are dropped (cut off from their node) and the
+    sky gets too little light: about 32 dB there instead of 45.
+    """
+    rgb = skyline(96, 128, 3, horizon=42, band=5)
+    exact = enhance_low_light(rgb, method="exact")
+    fast = enhance_low_light(rgb)
+    assert psnr(fast, exact) >= 36.0
+    assert psnr(fast[:40], exact[:40]) >= 40.0
+    monkeypatch.setattr(lowlight, "_resistance_to_node_beside",
+                        lambda strong_v, to_node_row, cell: np.full((strong_v.shape[0] + 1, strong_v.shape[1]),
+                                                                    lowlight._OPEN, np.float32))
+    assert psnr(enhance_low_light(rgb)[:40], exact[:40]) < 36.0
+
+
 def test_jacobi_sweep_is_a_convex_local_update():
     rng = np.random.default_rng(8)
     t_hat = rng.uniform(0, 1, (20, 30)).astype(np.float32)

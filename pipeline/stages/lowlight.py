@@ -403,10 +403,6 @@ def _edge_resistances(t_hat: np.ndarray, alpha: float, sigma: float, eps: float)
     return out[0], out[1]
 
 
-GRID_REFINE_STEPS = 3
-"""Most iterative-refinement steps after the float32 factorisation (see :func:`_solve_grid_system`)."""
-
-
 def _solve_grid_system(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Solve a symmetric positive definite five-point system on a ``rows x cols`` grid.
 
@@ -417,35 +413,29 @@ def _solve_grid_system(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rh
 
     Banded Cholesky (LAPACK ``pbtrf``) with the grid ordered so that the
     bandwidth is ``min(rows, cols)``: for the few thousand cells of the fast
-    solver this is 2-3x faster than SuperLU.  The factorisation, nearly all
-    of the time, is done in float32 (1.5x faster than float64) and the
-    solution is brought to float64 accuracy by iterative refinement with
-    float64 residuals (each step costs two triangular solves, ~1/20 of the
-    factorisation); if float32 cannot factor the matrix or the refinement
-    stalls, it is factored in float64.  BLAS is held to one thread during
-    the call: on such small bands OpenBLAS threads mostly wait on each other
-    (up to 10x slower on a busy 2-core machine).
+    solver this is 2-3x faster than SuperLU.  (A float32 factorisation with
+    float64 refinement was no faster here: the fill-in decays into float32
+    denormals.)  BLAS is held to one thread during the call: on such small
+    bands OpenBLAS threads mostly wait on each other (up to 10x slower on a
+    busy 2-core machine).
     """
     transposed = diag.shape[1] > diag.shape[0]
     if transposed:  # column-major order: neighbours along a column become adjacent
         diag, east, south, rhs = diag.T, south.T, east.T, rhs.T
     rows, cols = diag.shape
     n = rows * cols
-    band = np.zeros((cols + 1, n))
-    band[0] = diag.ravel()
-    band[1, : n - 1] = -east.ravel()[: n - 1]
+    # LAPACK's band storage, (cols + 1) x n in Fortran order, built as its
+    # C-order transpose: f2py then takes it without a transposing copy.
+    band = np.zeros((n, cols + 1))
+    band[:, 0] = diag.ravel()
+    band[: n - 1, 1] = -east.ravel()[: n - 1]
     if rows > 1:
-        band[cols, : n - cols] = -south.ravel()[: n - cols]
-    rhs = np.ascontiguousarray(rhs, dtype=np.float64)
-    x = None
+        band[: n - cols, cols] = -south.ravel()[: n - cols]
+    band = band.T
     with _one_blas_thread():
-        factor, info = lapack.spbtrf(band.astype(np.float32), lower=1)
+        factor, info = lapack.dpbtrf(band, lower=1)
         if info == 0:
-            x = _refined_solution(factor, diag, east, south, rhs)
-        if x is None:
-            factor, info = lapack.dpbtrf(band, lower=1)
-            if info == 0:
-                x, info = lapack.dpbtrs(factor, rhs.ravel(), lower=1)
+            x, info = lapack.dpbtrs(factor, rhs.ravel(), lower=1)
     if info != 0:  # not reached for finite weights; keep a safe path anyway
         offdiag = [band[1, : n - 1], band[cols, : n - cols]]
         matrix = sp.diags([band[0], offdiag[0], offdiag[0], offdiag[1], offdiag[1]],
@@ -453,35 +443,6 @@ def _solve_grid_system(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rh
         x = spla.spsolve(matrix, rhs.ravel())
     x = np.asarray(x, dtype=np.float64).reshape(rows, cols)
     return x.T if transposed else x
-
-
-def _refined_solution(factor32: np.ndarray, diag: np.ndarray, east: np.ndarray, south: np.ndarray,
-                      rhs: np.ndarray) -> np.ndarray | None:
-    """Solve with a float32 band Cholesky factor, refined with float64 residuals; None if it stalls.
-
-    Stops when a correction changes no value by more than 1e-9 (the
-    unknowns are illumination values in ``[0, 1]``), after at most
-    :data:`GRID_REFINE_STEPS` corrections.
-    """
-    def solve32(b: np.ndarray) -> np.ndarray:
-        y, info = lapack.spbtrs(factor32, b.ravel().astype(np.float32), lower=1)
-        return y.astype(np.float64).reshape(b.shape) if info == 0 else np.full(b.shape, np.nan)
-
-    x = solve32(rhs)
-    for _ in range(GRID_REFINE_STEPS):
-        residual = rhs - diag * x
-        residual[:, :-1] += east[:, :-1] * x[:, 1:]
-        residual[:, 1:] += east[:, :-1] * x[:, :-1]
-        residual[:-1] += south[:-1] * x[1:]
-        residual[1:] += south[:-1] * x[:-1]
-        correction = solve32(residual)
-        x += correction
-        change = float(np.max(np.abs(correction), initial=0.0))
-        if not math.isfinite(change):
-            return None
-        if change <= 1e-9:
-            return x
-    return x if change <= 1e-6 else None
 
 
 def _one_blas_thread():
@@ -606,8 +567,11 @@ def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, 
     # column, then along the node column (node row for vertical bundles).
     node_cols = np.minimum(np.arange(cols) * cell + half, w - 1)
     node_rows = np.minimum(np.arange(rows) * cell + half, h - 1)
+    # Strong edges only, already scaled by the access weight.
     strong_h = cv2.threshold(pad_h[:, : wp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO)[1]
     strong_v = cv2.threshold(pad_v[: hp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO)[1]
+    strong_h *= np.float32(ACCESS_WEIGHT)
+    strong_v *= np.float32(ACCESS_WEIGHT)
     to_node_col = _access_resistance(np.ascontiguousarray(strong_v[:, node_cols]), cell, axis=0)   # hp x cols
     to_node_row = _access_resistance(strong_h[node_rows], cell, axis=1)                            # rows x wp
 
@@ -619,9 +583,8 @@ def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, 
     # node row): eliminating a pixel tied to two nodes splits its data weight
     # between them (see :func:`_split_data_weight`).
     own = _access_resistance(strong_h, cell, axis=1)                                     # hp x wp
-    cv2.addWeighted(own, ACCESS_WEIGHT, _repeat_cells(to_node_col, own.shape), ACCESS_WEIGHT, 0.0, dst=own)
+    cv2.add(own, _repeat_cells(to_node_col, own.shape), dst=own)
     beside = _resistance_to_node_beside(strong_v, to_node_row, cell)
-    beside *= ACCESS_WEIGHT
     weight_own, weight_beside = _split_data_weight(own, beside)
     if (hp, wp) != (h, w):  # padding pixels weigh nothing
         for weight in (weight_own, weight_beside):
@@ -643,11 +606,11 @@ def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, 
     south = np.zeros((rows, cols))
     if cols > 1:
         series = _block_sum(pad_h[:, half : half + (cols - 1) * cell], hp, cols - 1).astype(np.float64)
-        series += ACCESS_WEIGHT * (to_node_col[:, :-1] + to_node_col[:, 1:])
+        series += to_node_col[:, :-1] + to_node_col[:, 1:]
         east[:, : cols - 1] = _block_sum((1.0 / series).astype(np.float32), rows, cols - 1)
     if rows > 1:
         series = _block_sum(pad_v[half : half + (rows - 1) * cell, :], rows - 1, wp).astype(np.float64)
-        series += ACCESS_WEIGHT * (to_node_row[:-1] + to_node_row[1:])
+        series += to_node_row[:-1] + to_node_row[1:]
         south[: rows - 1, :] = _block_sum((1.0 / series).astype(np.float32), rows - 1, cols)
     diag = cell_count + east + south
     diag[:, 1:] += east[:, :-1]
@@ -677,13 +640,16 @@ def _resistance_to_node_beside(strong_v: np.ndarray, to_node_row: np.ndarray, ce
     to_own_row = _access_resistance(strong_v, cell, axis=0)          # along the column to the own node row
     # node row I to node row I + 1 along each column, plus the walk along node row I (I + 1)
     between = _block_sum(strong_v[half : half + (rows - 1) * cell], rows - 1, wp)
-    toward = np.full((rows, cell, wp), _OPEN, np.float32)
+    toward = np.empty((rows, cell, wp), np.float32)
     toward[1:, :half] = (between + to_node_row[:-1])[:, None, :]
     toward[:-1, half + 1 :] = (between + to_node_row[1:])[:, None, :]
-    # the pixel lies between the two node rows: its distance to the other one
-    # is the distance between them minus its distance to its own
-    beside = cv2.subtract(toward.reshape(hp, wp), to_own_row)
-    return cv2.max(beside, 0.0, dst=beside)
+    toward[:, half] = _OPEN
+    toward[0, :half] = _OPEN
+    toward[-1, half + 1 :] = _OPEN
+    # The pixel lies between the two node rows: its distance to the other one
+    # is the distance between them minus its distance to its own (float32
+    # rounding may leave -1e-7: :func:`_split_data_weight` clips).
+    return cv2.subtract(toward.reshape(hp, wp), to_own_row, dst=to_own_row)
 
 
 def _split_data_weight(own: np.ndarray, beside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -744,7 +710,7 @@ def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, res_h: np.ndarray, res_v: n
     """
     c_h = np.reciprocal(res_h, out=res_h)     # the resistances are not needed any more
     c_v = np.reciprocal(res_v, out=res_v)
-    # (cv2 arithmetic on the shifted views: about twice as fast as numpy's here.)
+    # (cv2 arithmetic on the shifted views: two to three times as fast as numpy's here.)
     neighbours = ((c_h, np.s_[:, 1:], np.s_[:, :-1]), (c_h, np.s_[:, :-1], np.s_[:, 1:]),
                   (c_v, np.s_[1:], np.s_[:-1]), (c_v, np.s_[:-1], np.s_[1:]))
     inv_den = np.ones_like(t_hat)
@@ -752,13 +718,10 @@ def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, res_h: np.ndarray, res_v: n
         cv2.add(inv_den[here], conductance, dst=inv_den[here])
     cv2.divide(1.0, inv_den, dst=inv_den)
     num = np.empty_like(t_hat)
-    flows = {id(c_h): np.empty_like(c_h), id(c_v): np.empty_like(c_v)}
     for _ in range(sweeps):
         np.copyto(num, t_hat)
         for conductance, there, here in neighbours:
-            flow = flows[id(conductance)]
-            cv2.multiply(conductance, t[there], dst=flow)
-            cv2.add(num[here], flow, dst=num[here])
+            cv2.accumulateProduct(conductance, t[there], num[here])   # num += c * t_nb in one pass
         cv2.multiply(num, inv_den, dst=t)
     return t
 
@@ -810,20 +773,23 @@ def _joint_bilateral_upsample(coarse_t: np.ndarray, coarse_guide: np.ndarray, gu
     big_t, big_g = spread(coarse_t), spread(coarse_guide)
     bilinear = _bilinear_weights(h, w, cell)
     scale = -0.5 / (range_sigma * range_sigma)
-    num = np.zeros((h, w), np.float32)
-    den = np.zeros((h, w), np.float32)
+    num = np.empty((h, w), np.float32)
+    den = np.empty((h, w), np.float32)
     # Buffers reused across the four cells: fresh megabyte arrays cost page faults.
-    diff = np.empty((h, w), np.float32)
     weight = np.empty((h, w), np.float32)
     for index, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         y0, x0 = half + dy * cell, half + dx * cell
-        cv2.subtract(guide, big_g[y0 : y0 + h, x0 : x0 + w], dst=diff)
-        cv2.multiply(diff, diff, dst=diff, scale=scale)
-        cv2.exp(diff, dst=weight)
-        cv2.multiply(weight, bilinear[index], dst=weight)
-        np.add(den, weight, out=den)
-        cv2.multiply(weight, big_t[y0 : y0 + h, x0 : x0 + w], dst=diff)
-        np.add(num, diff, out=num)
+        cell_t = big_t[y0 : y0 + h, x0 : x0 + w]
+        cv2.subtract(guide, big_g[y0 : y0 + h, x0 : x0 + w], dst=weight)
+        cv2.multiply(weight, weight, dst=weight, scale=scale)
+        cv2.exp(weight, dst=weight)
+        if index == 0:
+            cv2.multiply(weight, bilinear[index], dst=den)
+            cv2.multiply(den, cell_t, dst=num)
+        else:
+            cv2.multiply(weight, bilinear[index], dst=weight)
+            cv2.add(den, weight, dst=den)
+            cv2.accumulateProduct(weight, cell_t, num)      # num += weight * t in one pass
     # The bilinear weights sum to 1 and each range weight is > 0 unless the
     # guide differs by > ~13 sigma: fall back to plain bilinear there.
     np.maximum(den, np.float32(1e-30), out=den)
