@@ -35,6 +35,20 @@ def test_shipped_weights_are_available():
     assert superres.unavailable() is None
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_shipped_srcnn_architecture_matches_its_metadata(scale):
+    import json
+
+    from pipeline.models.srcnn import macs_per_pixel, map_rank_of
+
+    meta = json.loads((Path(__file__).parents[1] / "weights" / f"srcnn_x{scale}.json").read_text())
+    rank = map_rank_of(superres._weights_path(f"srcnn-x{scale}"))
+    assert rank == meta.get("map_rank")
+    if scale == 4:  # the 64x64 crop x4 speed target needs the light mapping layer
+        assert rank is not None and macs_per_pixel(rank) < 0.4 * macs_per_pixel()
+        assert meta["macs_per_output_pixel"] == macs_per_pixel(rank)
+
+
 @pytest.mark.parametrize("model", ["srcnn", "fast"])
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_shape_dtype_and_determinism(model, scale):
@@ -134,7 +148,6 @@ def test_bicubic_upscale_is_matlab_imresize():
 @pytest.mark.parametrize("name", TFLITE_SPECS)
 def test_shipped_tflite_matches_manifest_and_its_keras_weights(name):
     import hub_utils
-
     from pipeline import tflite_runtime
     from pipeline.export_tflite import SPECS, max_difference
 

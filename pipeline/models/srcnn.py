@@ -29,6 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 MAP_KERNEL = 5
@@ -103,3 +104,25 @@ def macs_per_pixel(map_rank: int | None = None, filters: tuple[int, int] = (64, 
     else:
         mapping = kernels[1] * filters[0] * map_rank + kernels[1] * map_rank * filters[1]
     return extract + mapping + kernels[2] ** 2 * filters[1]
+
+
+def separable_kernels(kernel: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split a ``(k, k, C, N)`` kernel into ``(k, 1, C, rank)`` and ``(1, k, rank, N)`` float32 kernels.
+
+    The kernel read as the matrix ``M[(kh, c), (kw, n)]`` (``kC x kN``) is
+    replaced by its best rank-``rank`` approximation (truncated SVD, Jaderberg
+    et al. 2014, scheme 2): a vertical ``k x 1`` convolution ``C -> rank``
+    followed by a horizontal ``1 x k`` one ``rank -> N``; exact at
+    ``rank = min(kC, kN)``.
+    """
+    k, k2, channels, filters = kernel.shape
+    if k != k2:
+        raise ValueError(f"square kernels only, not {kernel.shape}")
+    if not 1 <= rank <= min(k * channels, k * filters):
+        raise ValueError(f"rank must be 1..{min(k * channels, k * filters)}, not {rank}")
+    matrix = kernel.astype(np.float64).transpose(0, 2, 1, 3).reshape(k * channels, k * filters)
+    u, s, vt = np.linalg.svd(matrix, full_matrices=False)
+    root = np.sqrt(s[:rank])
+    vertical = (u[:, :rank] * root).reshape(k, channels, rank)[:, None]
+    horizontal = (root[:, None] * vt[:rank]).reshape(rank, k, filters).transpose(1, 0, 2)[None]
+    return vertical.astype(np.float32), horizontal.astype(np.float32)

@@ -12,24 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from ..models.srcnn import build_srcnn, build_srcnn_for, map_rank_of
-
-
-def separable_kernels(kernel: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split a ``(k, k, C, N)`` kernel into ``(k, 1, C, rank)`` and ``(1, k, rank, N)`` float32 kernels."""
-    k, k2, channels, filters = kernel.shape
-    if k != k2:
-        raise ValueError(f"square kernels only, not {kernel.shape}")
-    if not 1 <= rank <= min(k * channels, k * filters):
-        raise ValueError(f"rank must be 1..{min(k * channels, k * filters)}, not {rank}")
-    matrix = kernel.astype(np.float64).transpose(0, 2, 1, 3).reshape(k * channels, k * filters)
-    u, s, vt = np.linalg.svd(matrix, full_matrices=False)
-    root = np.sqrt(s[:rank])
-    vertical = (u[:, :rank] * root).reshape(k, channels, rank)[:, None]
-    horizontal = (root[:, None] * vt[:rank]).reshape(rank, k, filters).transpose(1, 0, 2)[None]
-    return vertical.astype(np.float32), horizontal.astype(np.float32)
+from ..models.srcnn import build_srcnn, build_srcnn_for, map_rank_of, separable_kernels
 
 
 def separable_from_955(weights_955: str | Path, rank: int):
@@ -45,3 +28,6 @@ def separable_from_955(weights_955: str | Path, rank: int):
     net.get_layer("map_horizontal").set_weights([horizontal, bias])
     net.get_layer("reconstruct").set_weights(source.get_layer("reconstruct").get_weights())
     return net
+
+
+__all__ = ["separable_from_955", "separable_kernels"]
