@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import threading
 from typing import Literal
 
 import cv2
@@ -191,11 +192,14 @@ def _gaussian_kernel(sigma: float, dtype: type) -> np.ndarray:
     return (k / k.sum()).astype(dtype)
 
 
-def _smooth(field: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Separable Gaussian window over a 2-D field (mirror border, edge pixel not repeated)."""
+def _smooth(field: np.ndarray, kernel: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
+    """Separable Gaussian window over a 2-D field (mirror border, edge pixel not repeated); into ``dst`` if given."""
     if field.size == 0 or kernel.size == 1:
-        return field.copy()
-    return cv2.sepFilter2D(field, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
+        if dst is None:
+            return field.copy()
+        np.copyto(dst, field)
+        return dst
+    return cv2.sepFilter2D(field, -1, kernel, kernel, dst=dst, borderType=cv2.BORDER_REFLECT_101)
 
 
 def lime_weights(t_hat: np.ndarray, sigma: float = 2.0, eps: float = EPS) -> tuple[np.ndarray, np.ndarray]:
@@ -308,6 +312,49 @@ _OPEN = 1e30
 """Resistance of a path that does not exist (float32-safe: its conductance is 1e-30)."""
 
 
+SCRATCH_MAX_BYTES = 16 << 20
+"""Scratch buffers larger than this are not kept between calls."""
+_scratch_store = threading.local()
+
+
+def _scratch(name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """A per-thread buffer for an intermediate result, reused by the next call with the same frame size.
+
+    A fresh megabyte array costs a page fault per 4 KiB page on its first
+    write (glibc maps large blocks anew for every allocation): at 640 x 480
+    that was about a third of the fast solver's time.  The contents are
+    undefined; a buffer is valid until the next request for the same
+    ``name`` and shape in this thread, so nothing handed to a caller may be
+    one.  The store is emptied when :func:`refine_illumination_fast` sees a
+    new frame size, which bounds it to the buffers of one frame size (about
+    25 MB at 640 x 480, 75 MB at 1280 x 720).
+    """
+    shape = tuple(int(n) for n in shape)
+    dtype = np.dtype(dtype)
+    if math.prod(shape) * dtype.itemsize > SCRATCH_MAX_BYTES:
+        return np.empty(shape, dtype)
+    store = _scratch_buffers()
+    key = (name, shape, dtype.str)
+    buffer = store.get(key)
+    if buffer is None:
+        buffer = store[key] = np.empty(shape, dtype)
+    return buffer
+
+
+def _scratch_buffers() -> dict:
+    store = getattr(_scratch_store, "buffers", None)
+    if store is None:
+        store = _scratch_store.buffers = {}
+    return store
+
+
+def _scratch_for_frame(shape: tuple[int, int]) -> None:
+    """Empty this thread's scratch store when the frame size changes (bounded memory)."""
+    if getattr(_scratch_store, "frame", None) != shape:
+        _scratch_buffers().clear()
+        _scratch_store.frame = shape
+
+
 def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma: float = 2.0,
                              eps: float = EPS, cell: int | None = None) -> np.ndarray:
     """Approximate :func:`refine_illumination_exact` in milliseconds.
@@ -376,23 +423,30 @@ def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma
         # strip's band is narrow), and k x k cells would not fit anyway.
         t_hat64 = t_hat_u8.astype(np.float64) / 255.0
         return refine_illumination_exact(t_hat64, alpha=alpha, sigma=sigma, eps=eps).astype(np.float32)
-    t_hat = t_hat_u8.astype(np.float32)
-    t_hat *= np.float32(1.0 / 255.0)
-    res_h, res_v = _edge_resistances(t_hat, alpha, sigma, eps)
+    _scratch_for_frame((h, w))
+    t_hat = np.multiply(t_hat_u8, np.float32(1.0 / 255.0), out=_scratch("t_hat", (h, w)))
+    res_h, res_v = _edge_resistances(t_hat, alpha, sigma, eps,
+                                     out=(_scratch("res_h", (h, w - 1)), _scratch("res_v", (h - 1, w))))
     coarse_t, coarse_guide = _solve_homogenised(t_hat, res_h, res_v, cell, eps * eps / alpha)
-    t = _joint_bilateral_upsample(coarse_t, coarse_guide, t_hat, cell, JBU_RANGE_SIGMA)
+    t = _joint_bilateral_upsample(coarse_t, coarse_guide, t_hat, cell, JBU_RANGE_SIGMA)   # a fresh array
     return _jacobi_sweeps(t, t_hat, res_h, res_v, JACOBI_SWEEPS)
 
 
-def _edge_resistances(t_hat: np.ndarray, alpha: float, sigma: float, eps: float) -> tuple[np.ndarray, np.ndarray]:
+def _edge_resistances(t_hat: np.ndarray, alpha: float, sigma: float, eps: float,
+                      out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``1 / (alpha * W~)`` of the horizontal (``H x (W-1)``) and vertical (``(H-1) x W``) edges.
 
-    ``(|G * grad| + eps) * (|grad| + eps) / alpha``: no division, computed in place.
+    ``(|G * grad| + eps) * (|grad| + eps) / alpha``: no division, computed in
+    place (into ``out`` if given: float32 buffers of those shapes).
     """
     kernel = _gaussian_kernel(sigma, t_hat.dtype.type)
+    h, w = t_hat.shape
+    targets = out if out is not None else (None, None)
     out = []
-    for grad in (t_hat[:, 1:] - t_hat[:, :-1], t_hat[1:, :] - t_hat[:-1, :]):
-        resistance = _smooth(grad, kernel)
+    grads = (cv2.subtract(t_hat[:, 1:], t_hat[:, :-1], dst=_scratch("grad", (h, w - 1))),
+             cv2.subtract(t_hat[1:], t_hat[:-1], dst=_scratch("grad", (h - 1, w))))
+    for grad, target in zip(grads, targets):
+        resistance = _smooth(grad, kernel, dst=target)
         np.abs(resistance, out=resistance)
         resistance += eps
         np.abs(grad, out=grad)
@@ -474,7 +528,7 @@ def _block_sum(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return cv2.resize(values, (cols, rows), interpolation=cv2.INTER_AREA) * np.float32((h // rows) * (w // cols))
 
 
-def _access_resistance(lines: np.ndarray, cell: int, axis: int) -> np.ndarray:
+def _access_resistance(lines: np.ndarray, cell: int, axis: int, out: np.ndarray | None = None) -> np.ndarray:
     """Resistance from every pixel of a line to its cell's node, along the line.
 
     Args:
@@ -483,6 +537,7 @@ def _access_resistance(lines: np.ndarray, cell: int, axis: int) -> np.ndarray:
             ``n k - 1`` edges per line), already thresholded.
         cell: ``k``; the node of cell ``I`` is pixel ``I k + k // 2``.
         axis: 0 (lines are columns) or 1 (lines are rows).
+        out: optional float32 buffer for the result.
 
     Returns:
         float32, ``n k`` pixels per line: the sum of the edge resistances
@@ -495,9 +550,15 @@ def _access_resistance(lines: np.ndarray, cell: int, axis: int) -> np.ndarray:
     edge_count = lines.shape[axis]
     n = (edge_count + 1) // cell
     shape = (lines.shape[0], n * cell) if axis == 1 else (n * cell, lines.shape[1])
-    edges = np.zeros(shape, np.float32)            # the last pixel's missing edge stays 0 (never read)
-    edges[(slice(None), slice(0, edge_count)) if axis == 1 else slice(0, edge_count)] = lines
-    out = np.empty(shape, np.float32)
+    edges = _scratch("access_edges", shape)
+    if axis == 1:
+        edges[:, :edge_count] = lines
+        edges[:, edge_count:] = 0.0                # the last pixel's missing edge (never read)
+    else:
+        edges[:edge_count] = lines
+        edges[edge_count:] = 0.0
+    if out is None:
+        out = np.empty(shape, np.float32)
     # views (..., cell) with the position inside the cell last
     if axis == 1:
         edge_view, out_view = edges.reshape(shape[0], n, cell), out.reshape(shape[0], n, cell)
@@ -519,13 +580,13 @@ def _access_resistance(lines: np.ndarray, cell: int, axis: int) -> np.ndarray:
     return out
 
 
-def _repeat_cells(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Repeat each value over its cell: ``values`` (one row or column per cell) -> ``shape``.
+def _repeat_cells(values: np.ndarray, shape: tuple[int, ...], dst: np.ndarray | None = None) -> np.ndarray:
+    """Repeat each value over its cell: ``values`` (one row or column per cell) -> ``shape`` (into ``dst`` if given).
 
     ``cv2.resize`` with ``INTER_NEAREST`` and an integer factor repeats
     exactly (and is much faster than numpy broadcasting over 8-wide cells).
     """
-    return cv2.resize(values, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(values, (shape[1], shape[0]), dst=dst, interpolation=cv2.INTER_NEAREST)
 
 
 def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, cell: int,
@@ -568,8 +629,10 @@ def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, 
     node_cols = np.minimum(np.arange(cols) * cell + half, w - 1)
     node_rows = np.minimum(np.arange(rows) * cell + half, h - 1)
     # Strong edges only, already scaled by the access weight.
-    strong_h = cv2.threshold(pad_h[:, : wp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO)[1]
-    strong_v = cv2.threshold(pad_v[: hp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO)[1]
+    strong_h = cv2.threshold(pad_h[:, : wp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO,
+                             dst=_scratch("strong_h", (hp, wp - 1)))[1]
+    strong_v = cv2.threshold(pad_v[: hp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO,
+                             dst=_scratch("strong_v", (hp - 1, wp)))[1]
     strong_h *= np.float32(ACCESS_WEIGHT)
     strong_v *= np.float32(ACCESS_WEIGHT)
     to_node_col = _access_resistance(np.ascontiguousarray(strong_v[:, node_cols]), cell, axis=0)   # hp x cols
@@ -582,8 +645,8 @@ def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, 
     # neighbouring cell row on its side (up along its column, then along that
     # node row): eliminating a pixel tied to two nodes splits its data weight
     # between them (see :func:`_split_data_weight`).
-    own = _access_resistance(strong_h, cell, axis=1)                                     # hp x wp
-    cv2.add(own, _repeat_cells(to_node_col, own.shape), dst=own)
+    own = _access_resistance(strong_h, cell, axis=1, out=_scratch("own", (hp, wp)))
+    cv2.add(own, _repeat_cells(to_node_col, own.shape, dst=_scratch("repeat", own.shape)), dst=own)
     beside = _resistance_to_node_beside(strong_v, to_node_row, cell)
     weight_own, weight_beside = _split_data_weight(own, beside)
     if (hp, wp) != (h, w):  # padding pixels weigh nothing
@@ -591,9 +654,10 @@ def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, 
             weight[h:, :] = 0.0
             weight[:, w:] = 0.0
     cell_count = _block_sum(weight_own, rows, cols).astype(np.float64)
-    cell_sum = _block_sum(cv2.multiply(weight_own, data), rows, cols).astype(np.float64)
+    weighted = _scratch("weighted", (hp, wp))
+    cell_sum = _block_sum(cv2.multiply(weight_own, data, dst=weighted), rows, cols).astype(np.float64)
     if rows > 1:
-        for per_cell, values in ((cell_count, weight_beside), (cell_sum, cv2.multiply(weight_beside, data))):
+        for per_cell, values in ((cell_count, weight_beside), (cell_sum, cv2.multiply(weight_beside, data, dst=weighted))):
             upper, lower = _half_cell_sums(values, cell, rows, cols)
             per_cell[:-1] += upper[1:]      # the upper half of cell row I goes to row I - 1
             per_cell[1:] += lower[:-1]      # the lower half of cell row I goes to row I + 1
@@ -633,14 +697,14 @@ def _resistance_to_node_beside(strong_v: np.ndarray, to_node_row: np.ndarray, ce
         to_node_row: float32 ``rows x wp`` access resistances along the node rows.
 
     Returns:
-        float32 ``hp x wp`` (unweighted) resistances.
+        float32 ``hp x wp`` resistances (a scratch buffer, see :func:`_scratch`).
     """
     hp, wp = strong_v.shape[0] + 1, strong_v.shape[1]
     rows, half = hp // cell, cell // 2
-    to_own_row = _access_resistance(strong_v, cell, axis=0)          # along the column to the own node row
+    to_own_row = _access_resistance(strong_v, cell, axis=0, out=_scratch("beside", (hp, wp)))   # to the own node row
     # node row I to node row I + 1 along each column, plus the walk along node row I (I + 1)
     between = _block_sum(strong_v[half : half + (rows - 1) * cell], rows - 1, wp)
-    toward = np.empty((rows, cell, wp), np.float32)
+    toward = _scratch("toward", (rows, cell, wp))
     toward[1:, :half] = (between + to_node_row[:-1])[:, None, :]
     toward[:-1, half + 1 :] = (between + to_node_row[1:])[:, None, :]
     toward[:, half] = _OPEN
@@ -669,16 +733,18 @@ def _split_data_weight(own: np.ndarray, beside: np.ndarray) -> tuple[np.ndarray,
         own, beside: float32 ``H x W`` resistances (overwritten).
 
     Returns:
-        float32 ``H x W`` data weights for the own node and the other node.
+        float32 ``H x W`` data weights for the own node and the other node
+        (scratch buffers, see :func:`_scratch`).
     """
     # Zero resistances (flat regions) split evenly, as the limit does;
     # capping keeps the product finite in float32.
     np.clip(own, 1e-9, 1e15, out=own)
     np.clip(beside, 1e-9, 1e15, out=beside)
-    denominator = cv2.multiply(own, beside)
+    denominator = cv2.multiply(own, beside, dst=_scratch("split", own.shape))
     cv2.add(denominator, own, dst=denominator)
     cv2.add(denominator, beside, dst=denominator)
-    return cv2.divide(beside, denominator), cv2.divide(own, denominator)
+    return (cv2.divide(beside, denominator, dst=_scratch("weight_own", own.shape)),
+            cv2.divide(own, denominator, dst=_scratch("weight_beside", own.shape)))
 
 
 def _half_cell_sums(values: np.ndarray, cell: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -713,11 +779,12 @@ def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, res_h: np.ndarray, res_v: n
     # (cv2 arithmetic on the shifted views: two to three times as fast as numpy's here.)
     neighbours = ((c_h, np.s_[:, 1:], np.s_[:, :-1]), (c_h, np.s_[:, :-1], np.s_[:, 1:]),
                   (c_v, np.s_[1:], np.s_[:-1]), (c_v, np.s_[:-1], np.s_[1:]))
-    inv_den = np.ones_like(t_hat)
+    inv_den = _scratch("inv_den", t_hat.shape)
+    inv_den.fill(1.0)
     for conductance, _, here in neighbours:
         cv2.add(inv_den[here], conductance, dst=inv_den[here])
     cv2.divide(1.0, inv_den, dst=inv_den)
-    num = np.empty_like(t_hat)
+    num = _scratch("jacobi_num", t_hat.shape)
     for _ in range(sweeps):
         np.copyto(num, t_hat)
         for conductance, there, here in neighbours:
@@ -766,17 +833,17 @@ def _joint_bilateral_upsample(coarse_t: np.ndarray, coarse_guide: np.ndarray, gu
 
     # Nearest-neighbour upsampling of the edge-padded cell grid: the 2 x 2
     # cells around every fine pixel are then four shifted views of one array.
-    def spread(values: np.ndarray) -> np.ndarray:
+    def spread(values: np.ndarray, name: str) -> np.ndarray:
         padded = cv2.copyMakeBorder(values, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-        return cv2.resize(padded, ((cols + 2) * cell, (rows + 2) * cell), interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(padded, ((cols + 2) * cell, (rows + 2) * cell),
+                          dst=_scratch(name, ((rows + 2) * cell, (cols + 2) * cell)), interpolation=cv2.INTER_NEAREST)
 
-    big_t, big_g = spread(coarse_t), spread(coarse_guide)
+    big_t, big_g = spread(coarse_t, "big_t"), spread(coarse_guide, "big_g")
     bilinear = _bilinear_weights(h, w, cell)
     scale = -0.5 / (range_sigma * range_sigma)
-    num = np.empty((h, w), np.float32)
-    den = np.empty((h, w), np.float32)
-    # Buffers reused across the four cells: fresh megabyte arrays cost page faults.
-    weight = np.empty((h, w), np.float32)
+    num = _scratch("jbu_num", (h, w))
+    den = _scratch("jbu_den", (h, w))
+    weight = _scratch("jbu_weight", (h, w))
     for index, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         y0, x0 = half + dy * cell, half + dx * cell
         cell_t = big_t[y0 : y0 + h, x0 : x0 + w]
@@ -825,9 +892,11 @@ def recover_reflectance(rgb: np.ndarray, illumination: np.ndarray, *, gamma: flo
     out = np.empty_like(rgb)
     for y0 in range(0, h, band):
         rows = slice(y0, y0 + band)
-        t = np.clip(illumination[rows], eps, 1.0, dtype=np.float32)
+        part = illumination[rows]
+        t = np.clip(part, eps, 1.0, out=_scratch("recover_t", part.shape), dtype=np.float32)
         gain = cv2.pow(t, -float(gamma), dst=t)
-        cv2.multiply(rgb[rows], cv2.merge([gain, gain, gain]), dst=out[rows], dtype=cv2.CV_8U)
+        gains = cv2.merge([gain, gain, gain], dst=_scratch("recover_gain", (*part.shape, 3)))
+        cv2.multiply(rgb[rows], gains, dst=out[rows], dtype=cv2.CV_8U)
     if not denoise:
         return out
     denoised = _denoise(out)
