@@ -505,20 +505,22 @@ def _solve_grid_system(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rh
     rows, cols = diag.shape
     n = rows * cols
     # LAPACK's band storage, (cols + 1) x n in Fortran order, built as its
-    # C-order transpose: f2py then takes it without a transposing copy.
-    band = np.zeros((n, cols + 1))
+    # C-order transpose in a scratch buffer and factored in place: f2py then
+    # neither transposes nor copies it (a fresh 2 MB band per call cost more
+    # in page faults than the triangular solves).
+    band = _scratch("band", (n, cols + 1), np.float64)
+    band.fill(0.0)
     band[:, 0] = diag.ravel()
     band[: n - 1, 1] = -east.ravel()[: n - 1]
     if rows > 1:
         band[: n - cols, cols] = -south.ravel()[: n - cols]
-    band = band.T
     with _one_blas_thread():
-        factor, info = lapack.dpbtrf(band, lower=1)
+        factor, info = lapack.dpbtrf(band.T, lower=1, overwrite_ab=1)
         if info == 0:
             x, info = lapack.dpbtrs(factor, rhs.ravel(), lower=1)
     if info != 0:  # not reached for finite weights; keep a safe path anyway
-        offdiag = [band[1, : n - 1], band[cols, : n - cols]]
-        matrix = sp.diags([band[0], offdiag[0], offdiag[0], offdiag[1], offdiag[1]],
+        east_band, south_band = -east.ravel()[: n - 1], -south.ravel()[: n - cols]
+        matrix = sp.diags([diag.ravel(), east_band, east_band, south_band, south_band],
                           [0, 1, -1, cols, -cols], shape=(n, n), format="csc")
         x = spla.spsolve(matrix, rhs.ravel())
     x = np.asarray(x, dtype=np.float64).reshape(rows, cols)
