@@ -162,7 +162,7 @@ def enhance_low_light(
         t_hat = max_rgb(rgb).astype(np.float64) / 255.0
         illumination = refine_illumination_exact(t_hat, alpha=alpha, sigma=sigma)
     else:
-        illumination = refine_illumination_fast(max_rgb(rgb), alpha=alpha, sigma=sigma)
+        illumination = _refine_fast(max_rgb(rgb), alpha, sigma, EPS, None, scratch_result=True)
     return recover_reflectance(rgb, illumination, gamma=gamma, denoise=denoise)
 
 
@@ -433,12 +433,22 @@ def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma
     Returns:
         float32 ``H x W`` refined illumination in ``[0, 1]``.
     """
+    return _refine_fast(t_hat_u8, alpha, sigma, eps, cell, scratch_result=False)
+
+
+def _refine_fast(t_hat_u8: np.ndarray, alpha: float, sigma: float, eps: float, cell: int | None,
+                 scratch_result: bool) -> np.ndarray:
+    """:func:`refine_illumination_fast`; with ``scratch_result`` the result may be a scratch buffer.
+
+    :func:`enhance_low_light` uses the illumination only to recover the
+    reflectance, so it need not be a fresh array (one page fault per page less).
+    """
     h, w = t_hat_u8.shape
     if h * w > FAST_MAX_PIXELS:
         scale = math.sqrt(FAST_MAX_PIXELS / (h * w))
         small_size = (max(1, int(w * scale)), max(1, int(h * scale)))
         small = cv2.resize(t_hat_u8, small_size, interpolation=cv2.INTER_AREA)
-        t_small = refine_illumination_fast(small, alpha=alpha, sigma=sigma, eps=eps, cell=cell)
+        t_small = _refine_fast(small, alpha, sigma, eps, cell, scratch_result=True)
         return cv2.resize(t_small, (w, h), interpolation=cv2.INTER_LINEAR)
     if cell is None:
         cell = FAST_CELL
@@ -454,7 +464,8 @@ def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma
     res_h, res_v = _edge_resistances(t_hat, alpha, sigma, eps,
                                      out=(_scratch("res_h", (h, w - 1)), _scratch("res_v", (h - 1, w))))
     coarse_t, coarse_guide = _solve_homogenised(t_hat, res_h, res_v, cell, eps * eps / alpha)
-    t = _joint_bilateral_upsample(coarse_t, coarse_guide, t_hat, cell, JBU_RANGE_SIGMA)   # a fresh array
+    t = _joint_bilateral_upsample(coarse_t, coarse_guide, t_hat, cell, JBU_RANGE_SIGMA,
+                                  dst=_scratch("illumination", (h, w)) if scratch_result else None)
     return _jacobi_sweeps(t, t_hat, res_h, res_v, JACOBI_SWEEPS)
 
 
@@ -840,7 +851,7 @@ def _bilinear_weights(h: int, w: int, cell: int) -> tuple[np.ndarray, ...]:
 
 
 def _joint_bilateral_upsample(coarse_t: np.ndarray, coarse_guide: np.ndarray, guide: np.ndarray,
-                              cell: int, range_sigma: float) -> np.ndarray:
+                              cell: int, range_sigma: float, dst: np.ndarray | None = None) -> np.ndarray:
     """Upsample cell values to ``guide``'s grid: bilinear x Gaussian range weights over 2 x 2 cells.
 
     Cell ``(I, J)`` sits at fine position ``((I + 0.5) k - 0.5, (J + 0.5) k - 0.5)``;
@@ -851,6 +862,7 @@ def _joint_bilateral_upsample(coarse_t: np.ndarray, coarse_guide: np.ndarray, gu
         coarse_t, coarse_guide: float32 ``rows x cols`` cell values and cell
             means of the guide.
         guide: float32 ``H x W`` full-resolution ``T_hat``.
+        dst: optional float32 ``H x W`` buffer for the result.
 
     Returns:
         float32 ``H x W`` in ``[0, 1]``.
@@ -888,7 +900,7 @@ def _joint_bilateral_upsample(coarse_t: np.ndarray, coarse_guide: np.ndarray, gu
     # The bilinear weights sum to 1 and each range weight is > 0 unless the
     # guide differs by > ~13 sigma: fall back to plain bilinear there.
     np.maximum(den, np.float32(1e-30), out=den)
-    out = cv2.divide(num, den)
+    out = cv2.divide(num, den, dst=dst)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
