@@ -261,6 +261,30 @@ def test_fast_illumination_is_close_and_bounded():
     assert np.abs(fast - exact).mean() < 0.01
 
 
+def test_fast_results_do_not_depend_on_earlier_calls():
+    """Scratch buffers are reused between calls: no result may carry anything over, or be overwritten later."""
+    first, second = night_scene(96, 128, 11), night_scene(96, 128, 12)
+    lowlight._scratch_buffers().clear()
+    fresh = enhance_low_light(second)
+    illumination = refine_illumination_fast(max_rgb(second))
+    kept = illumination.copy()
+    enhance_low_light(first)
+    refine_illumination_fast(max_rgb(first))
+    assert np.array_equal(enhance_low_light(second), fresh)
+    assert np.array_equal(illumination, kept)          # the returned map is the caller's
+
+
+def test_fast_solver_is_thread_safe():
+    """Each thread has its own scratch buffers: concurrent calls give the sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [night_scene(96, 128, seed) for seed in (21, 22, 23, 24)] * 3
+    expected = [enhance_low_light(rgb) for rgb in images]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(enhance_low_light, images))
+    assert all(np.array_equal(a, b) for a, b in zip(results, expected))
+
+
 def test_fast_cell_override_and_tiny_images_use_exact():
     rgb = night_scene(40, 40, 3)   # below FAST_EXACT_BELOW: solved exactly
     assert np.array_equal(enhance_low_light(rgb), enhance_low_light(rgb, method="exact"))
