@@ -153,6 +153,7 @@ def enhance_low_light(
     rgb = ensure_rgb(rgb)
     _check_params(method, alpha, gamma, sigma)
     h, w = rgb.shape[:2]
+    _scratch_for_frame((h, w))
     if method == "exact":
         if h * w > EXACT_MAX_PIXELS:
             raise InputError(
@@ -327,8 +328,27 @@ _OPEN = 1e30
 """Resistance of a path that does not exist (float32-safe: its conductance is 1e-30)."""
 
 
+SCRATCH_MAX_PIXELS = 1_000_000
+"""Frames up to this size (1280 x 720 fits) keep their scratch buffers between calls."""
 SCRATCH_MAX_BYTES = 16 << 20
-"""Scratch buffers larger than this are not kept between calls."""
+"""Single scratch buffers larger than this are never kept."""
+_SCRATCH_SLOTS = {
+    # Full-frame float32 intermediates whose lifetimes do not overlap share
+    # memory (same slot, same shape).  Order of use in one call:
+    #   edge weights:  grad (tmp)                               -> dead
+    #   coarse solve:  strong edges (tmp), own (f1), repeat (f2), access
+    #                  edges (f4), beside (f3), toward (f5); then split (f2),
+    #                  weight_own (f4), weight_beside (f5), weighted (f1) -> dead
+    #   upsampling:    jbu_num (f1), jbu_den (f2), jbu_weight (f3) -> dead
+    #   Jacobi:        inv_den (f1), jacobi_num (f2)             -> dead
+    #   recovery:      recover_t (f1)
+    "grad": "tmp", "strong_h": "tmp", "strong_v": "tmp",
+    "own": "f1", "weighted": "f1", "jbu_num": "f1", "inv_den": "f1", "recover_t": "f1",
+    "repeat": "f2", "split": "f2", "jbu_den": "f2", "jacobi_num": "f2",
+    "beside": "f3", "jbu_weight": "f3",
+    "access_edges": "f4", "weight_own": "f4",
+    "toward": "f5", "weight_beside": "f5",
+}
 _scratch_store = threading.local()
 
 
@@ -338,18 +358,19 @@ def _scratch(name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.
     A fresh megabyte array costs a page fault per 4 KiB page on its first
     write (glibc maps large blocks anew for every allocation): at 640 x 480
     that was about a third of the fast solver's time.  The contents are
-    undefined; a buffer is valid until the next request for the same
-    ``name`` and shape in this thread, so nothing handed to a caller may be
-    one.  The store is emptied when :func:`refine_illumination_fast` sees a
-    new frame size, which bounds it to the buffers of one frame size (about
-    25 MB at 640 x 480, 75 MB at 1280 x 720).
+    undefined; a buffer is valid until the next request for the same name
+    (or a name sharing its slot, :data:`_SCRATCH_SLOTS`) and shape in this
+    thread, so nothing handed to a caller may be one.  The store holds the
+    buffers of one frame size (emptied by :func:`_scratch_for_frame` when
+    it changes; about 20 MB at 640 x 480, 70 MB at 1280 x 720) and nothing
+    for frames above :data:`SCRATCH_MAX_PIXELS`.
     """
     shape = tuple(int(n) for n in shape)
     dtype = np.dtype(dtype)
-    if math.prod(shape) * dtype.itemsize > SCRATCH_MAX_BYTES:
+    if not getattr(_scratch_store, "enabled", True) or math.prod(shape) * dtype.itemsize > SCRATCH_MAX_BYTES:
         return np.empty(shape, dtype)
     store = _scratch_buffers()
-    key = (name, shape, dtype.str)
+    key = (_SCRATCH_SLOTS.get(name, name), shape, dtype.str)
     buffer = store.get(key)
     if buffer is None:
         buffer = store[key] = np.empty(shape, dtype)
@@ -364,10 +385,11 @@ def _scratch_buffers() -> dict:
 
 
 def _scratch_for_frame(shape: tuple[int, int]) -> None:
-    """Empty this thread's scratch store when the frame size changes (bounded memory)."""
+    """Start a frame: empty this thread's scratch store when the frame size changes (bounded memory)."""
     if getattr(_scratch_store, "frame", None) != shape:
         _scratch_buffers().clear()
         _scratch_store.frame = shape
+        _scratch_store.enabled = shape[0] * shape[1] <= SCRATCH_MAX_PIXELS
 
 
 def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma: float = 2.0,
@@ -743,7 +765,7 @@ def _resistance_to_node_beside(strong_v: np.ndarray, to_node_row: np.ndarray, ce
     to_own_row = _access_resistance(strong_v, cell, axis=0, out=_scratch("beside", (hp, wp)))   # to the own node row
     # node row I to node row I + 1 along each column, plus the walk along node row I (I + 1)
     between = _block_sum(strong_v[half : half + (rows - 1) * cell], rows - 1, wp)
-    toward = _scratch("toward", (rows, cell, wp))
+    toward = _scratch("toward", (hp, wp)).reshape(rows, cell, wp)
     toward[1:, :half] = (between + to_node_row[:-1])[:, None, :]
     toward[:-1, half + 1 :] = (between + to_node_row[1:])[:, None, :]
     toward[:, half] = _OPEN
