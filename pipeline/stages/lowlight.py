@@ -510,8 +510,7 @@ def _edge_resistances(t_hat: np.ndarray, alpha: float, sigma: float, eps: float,
         resistance += eps
         np.abs(grad, out=grad)
         grad += eps
-        resistance *= grad
-        resistance *= 1.0 / alpha
+        cv2.multiply(resistance, grad, dst=resistance, scale=1.0 / alpha)
         out.append(resistance)
     return out[0], out[1]
 
