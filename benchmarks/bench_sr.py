@@ -11,8 +11,9 @@
    (TFLite/XNNPACK on the shipped `.tflite` files; Keras fallback) for SRCNN and the fast model, next to
    the published SRCNN / FSRCNN / ESPCN numbers.
 3. **Speed**: one 64 x 64 crop at x4 (256 x 256 output), median of repeated
-   calls after warm-up, taking turns: the product path (TFLite/XNNPACK), the
-   replaced SRCNN 9-5-5 converted the same way, and the Keras fallback.
+   calls after warm-up, taking turns: the product path (TFLite/XNNPACK) and the
+   replaced SRCNN 9-5-5 converted the same way; then the Keras fallback, taking
+   turns on its own (TensorFlow's spinning thread pools would slow the others).
 4. ``docs/sr_sheet.png``: LR (nearest), bicubic, SRCNN, fast, ground truth.
 """
 
@@ -94,9 +95,14 @@ def speed() -> dict[str, float]:
         "srcnn955_net_256": (lambda: srcnn_955(lr, up), 5),
         "fast_x4_64": (lambda: superres.super_resolve(crop, 4, "fast"), 10),
         "fast_net_64": (lambda: fast_auto(lr, up), 10),
+    }, rounds=7, warmup=2)
+    # The Keras fallback in a group of its own, after the rest: TensorFlow's thread pools keep
+    # spinning for a while after each call and would slow whatever runs next, which the
+    # product path (TFLite, no TensorFlow call in between) never sees.
+    out.update(interleaved_median_ms({
         "srcnn_keras_x4_64": (lambda: superres.upscale_with(srcnn_keras, crop, 4), 3),
         "fast_keras_x4_64": (lambda: superres.upscale_with(fast_keras, crop, 4), 10),
-    }, rounds=7, warmup=2)
+    }, rounds=7, warmup=2))
     out["engine_srcnn"], out["engine_fast"] = superres.engine_in_use("srcnn", 4), superres.engine_in_use("fast", 4)
     return out
 
@@ -218,7 +224,9 @@ def main() -> None:
               f"| fast model network only, 64x64 -> 256x256 | {timings['fast_net_64']:.1f} | |",
               f"| Keras fallback (no `ai-edge-litert`): SRCNN whole, XLA | {timings['srcnn_keras_x4_64']:.1f} | |",
               f"| Keras fallback: fast model whole, `tf.function` | {timings['fast_keras_x4_64']:.1f} | |",
-              "", "Rows were timed taking turns in one process, so their ratios hold even under load. The product path "
+              "", "Rows were timed taking turns in one process, so their ratios hold even under load (the two Keras rows "
+              "take turns with each other after the rest: TensorFlow's thread pools keep spinning after a call and "
+              "slowed the small fast model by ~50 % when interleaved with it). The product path "
               "runs the `.tflite` conversions in `weights/` (`python -m pipeline.export_tflite`, float32, outputs equal to "
               "Keras within 1e-4) on LiteRT with XNNPACK, one thread per core; the MATLAB-compatible bicubic upscale is two "
               "small matrix products. SRCNN 9-5-5 costs 3.7 GMAC per 256x256 output "
