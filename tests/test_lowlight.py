@@ -285,6 +285,28 @@ def test_fast_solver_is_thread_safe():
     assert all(np.array_equal(a, b) for a, b in zip(results, expected))
 
 
+def test_only_a_few_threads_keep_scratch_buffers(monkeypatch):
+    """A server's pool of many threads must not each hold a frame's worth of buffers."""
+    import threading
+
+    monkeypatch.setattr(lowlight, "SCRATCH_MAX_THREADS", 1)
+    monkeypatch.setattr(lowlight, "_scratch_owners", __import__("weakref").WeakSet())
+    rgb = night_scene(96, 128, 31)
+    lowlight._scratch_store.frame = None
+    expected = enhance_low_light(rgb)                  # this thread takes the one place
+    assert lowlight._scratch_buffers()
+    seen = {}
+
+    def other() -> None:
+        seen["result"] = enhance_low_light(rgb)
+        seen["kept"] = len(lowlight._scratch_buffers())
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    worker.join()
+    assert seen["kept"] == 0 and np.array_equal(seen["result"], expected)
+
+
 def test_fast_cell_override_and_tiny_images_use_exact():
     rgb = night_scene(40, 40, 3)   # below FAST_EXACT_BELOW: solved exactly
     assert np.array_equal(enhance_low_light(rgb), enhance_low_light(rgb, method="exact"))

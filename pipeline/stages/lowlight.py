@@ -48,7 +48,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import threading
+import weakref
 from typing import Literal
 
 import cv2
@@ -349,7 +351,17 @@ _SCRATCH_SLOTS = {
     "access_edges": "f4", "weight_own": "f4",
     "toward": "f5", "weight_beside": "f5",
 }
+SCRATCH_MAX_THREADS = max(2, os.cpu_count() or 1)
+"""At most this many threads keep scratch buffers at once.
+
+A server calls the stage from a pool of dozens of worker threads; kept
+buffers only pay off where frames keep coming, and this cap bounds their
+memory (about 20 MB per thread at 640 x 480, 70 MB at 1280 x 720).  Other
+threads allocate as usual.
+"""
 _scratch_store = threading.local()
+_scratch_owners: weakref.WeakSet[threading.Thread] = weakref.WeakSet()   # a dead thread drops out
+_scratch_owners_lock = threading.Lock()
 
 
 def _scratch(name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
@@ -389,7 +401,19 @@ def _scratch_for_frame(shape: tuple[int, int]) -> None:
     if getattr(_scratch_store, "frame", None) != shape:
         _scratch_buffers().clear()
         _scratch_store.frame = shape
-        _scratch_store.enabled = shape[0] * shape[1] <= SCRATCH_MAX_PIXELS
+        _scratch_store.enabled = shape[0] * shape[1] <= SCRATCH_MAX_PIXELS and _may_keep_scratch()
+
+
+def _may_keep_scratch() -> bool:
+    """Whether this thread may keep buffers: it already does, or fewer than :data:`SCRATCH_MAX_THREADS` do."""
+    thread = threading.current_thread()
+    with _scratch_owners_lock:
+        if thread in _scratch_owners:
+            return True
+        if len(_scratch_owners) < SCRATCH_MAX_THREADS:
+            _scratch_owners.add(thread)
+            return True
+    return False
 
 
 def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma: float = 2.0,
