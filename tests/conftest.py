@@ -58,15 +58,33 @@ def bad_files(tmp_path: Path, group_jpg: Path) -> dict[str, Path]:
     return files
 
 
-def moving_face_clip(path: Path, face_rgb: np.ndarray, frames: int = 20) -> Path:
-    """A 10 fps clip of one face photo drifting across a grey background (made here, not shipped)."""
-    face = cv2.resize(face_rgb, (140, int(140 * face_rgb.shape[0] / face_rgb.shape[1])))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (480, 360))
+def moving_face_frames(face_rgb: np.ndarray, frames: int = 20, *, background: np.ndarray | None = None,
+                       face_width: int = 140, start: tuple[int, int] = (40, 60), step: int = 8) -> list[np.ndarray]:
+    """RGB frames of one face photo drifting right across ``background`` (default: grey 480 x 360).
+
+    The face, resized to ``face_width`` px, starts at ``start`` (x, y) and
+    moves ``step`` px per frame.
+    """
+    if background is None:
+        background = np.full((360, 480, 3), 90, np.uint8)
+    face = cv2.resize(face_rgb, (face_width, int(face_width * face_rgb.shape[0] / face_rgb.shape[1])),
+                      interpolation=cv2.INTER_AREA)
+    out = []
     for i in range(frames):
-        canvas = np.full((360, 480, 3), 90, np.uint8)
-        x, y = 40 + 8 * i, 60
-        h = min(face.shape[0], 360 - y)
+        canvas = background.copy()
+        x, y = start[0] + step * i, start[1]
+        h = min(face.shape[0], canvas.shape[0] - y)
         canvas[y : y + h, x : x + face.shape[1]] = face[:h]
-        writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+        out.append(canvas)
+    return out
+
+
+def moving_face_clip(path: Path, face_rgb: np.ndarray, frames: int = 20, **placement) -> Path:
+    """:func:`moving_face_frames` written as a 10 fps mp4 (made here, not shipped)."""
+    images = moving_face_frames(face_rgb, frames, **placement)
+    height, width = images[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (width, height))
+    for image in images:
+        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     writer.release()
     return path

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks._browser import CHROMIUM_ARGS, chromium_path, fake_camera_args, start_webcam_stream, write_y4m
-from conftest import EXAMPLES, ROOT, running_app
+from conftest import EXAMPLES, ROOT, moving_face_clip, moving_face_frames, running_app
 
 pytestmark = pytest.mark.slow
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed (CI installs it)")
@@ -40,15 +40,9 @@ def app_url(tmp_path_factory):
 def camera_clip(tmp_path_factory) -> Path:
     from pipeline import load_image
 
-    face = load_image(FIXTURES / "person_a_3.jpg")
-    face = cv2.resize(face, (160, int(160 * face.shape[0] / face.shape[1])))
-    frames = []
-    for i in range(20):
-        canvas = np.full((480, 640, 3), 100, np.uint8)
-        x, y = 200 + 4 * i, 100
-        hh = min(face.shape[0], 480 - y)
-        canvas[y : y + hh, x : x + face.shape[1]] = face[:hh]
-        frames.append(canvas)
+    frames = moving_face_frames(load_image(FIXTURES / "person_a_3.jpg"), 20,
+                                background=np.full((480, 640, 3), 100, np.uint8), face_width=160,
+                                start=(200, 100), step=4)
     return write_y4m(tmp_path_factory.mktemp("cam") / "person_a.y4m", frames)
 
 
@@ -89,18 +83,8 @@ def street_clip(tmp_path_factory) -> Path:
     from pipeline import load_image
 
     background = cv2.resize(load_image(EXAMPLES / "arcade_frame_020.jpg"), (640, 360), interpolation=cv2.INTER_AREA)
-    face = load_image(FIXTURES / "person_a_3.jpg")
-    face = cv2.resize(face, (110, int(110 * face.shape[0] / face.shape[1])), interpolation=cv2.INTER_AREA)
-    path = tmp_path_factory.mktemp("clip") / "person_a_walking.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 360))
-    for i in range(30):
-        frame = background.copy()
-        x, y = 60 + 12 * i, 80
-        h = min(face.shape[0], 360 - y)
-        frame[y : y + h, x : x + face.shape[1]] = face[:h]
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    return moving_face_clip(tmp_path_factory.mktemp("clip") / "person_a_walking.mp4", load_image(FIXTURES / "person_a_3.jpg"),
+                            frames=30, background=background, face_width=110, start=(60, 80), step=12)
 
 
 def test_video_tab_scans_a_clip_into_a_gallery_and_timeline(app_url, street_clip):
