@@ -223,8 +223,8 @@ def test_sky_over_a_line_of_small_lights(monkeypatch):
     assert psnr(fast, exact) >= 36.0
     assert psnr(fast[:40], exact[:40]) >= 40.0
     monkeypatch.setattr(lowlight, "_resistance_to_node_beside",
-                        lambda strong_v, to_node_row, cell: np.full((strong_v.shape[0] + 1, strong_v.shape[1]),
-                                                                    lowlight._OPEN, np.float32))
+                        lambda strong_v, to_node_row, cell, r0, r1: np.full(((r1 - r0) * cell, strong_v.shape[1]),
+                                                                            lowlight._OPEN, np.float32))
     assert psnr(enhance_low_light(rgb)[:40], exact[:40]) < 36.0
 
 
@@ -233,7 +233,7 @@ def test_jacobi_sweep_is_a_convex_local_update():
     t_hat = rng.uniform(0, 1, (20, 30)).astype(np.float32)
     res_h, res_v = lowlight._edge_resistances(t_hat, 0.15, 2.0, lowlight.EPS)
     start = np.full_like(t_hat, 0.5)
-    out = lowlight._jacobi_sweeps(start.copy(), t_hat, res_h, res_v, 1)
+    out = lowlight._jacobi_sweeps(start.copy(), t_hat, *lowlight._jacobi_terms(res_h, res_v), sweeps=1)
     assert out.dtype == np.float32 and 0.0 <= out.min() and out.max() <= 1.0
     exact = refine_illumination_exact(t_hat.astype(np.float64))
     matrix = lime_system(t_hat.astype(np.float64))
@@ -305,6 +305,99 @@ def test_only_a_few_threads_keep_scratch_buffers(monkeypatch):
     worker.start()
     worker.join()
     assert seen["kept"] == 0 and np.array_equal(seen["result"], expected)
+
+
+# ---------------------------------------------------------------------------
+# the helper thread
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(96, 128), (99, 150), (130, 97), (16, 300)])
+def test_helper_thread_gives_the_one_thread_result(monkeypatch, shape):
+    """Bands of rows on two threads compute exactly what one thread does (with and without partial cells)."""
+    rgb = night_scene(*shape, 41)
+    monkeypatch.setattr(lowlight, "PARALLEL_MIN_PIXELS", 10**12)
+    alone = refine_illumination_fast(max_rgb(rgb))
+    alone_enhanced = enhance_low_light(rgb)
+    jobs = []
+    helper_job = lowlight._as_helper_job
+    monkeypatch.setattr(lowlight, "_as_helper_job", lambda frame, job: jobs.append(frame) or helper_job(frame, job))
+    monkeypatch.setattr(lowlight, "PARALLEL_MIN_PIXELS", 0)
+    shared = refine_illumination_fast(max_rgb(rgb))
+    assert jobs and all(frame == shape for frame in jobs)      # the helper did take part
+    assert np.array_equal(shared, alone)
+    assert np.array_equal(enhance_low_light(rgb), alone_enhanced)
+
+
+def test_helper_errors_reach_the_caller_once_both_jobs_have_ended():
+    order = []
+
+    def failing_helper_job() -> None:
+        time.sleep(0.05)
+        order.append("helper")
+        raise ValueError("from the helper")
+
+    with pytest.raises(ValueError, match="from the helper"):
+        lowlight._run_pair(lambda: order.append("caller"), failing_helper_job, parallel=True)
+
+    def failing_caller_job() -> None:
+        raise KeyError("from the caller")
+
+    with pytest.raises(KeyError):
+        lowlight._run_pair(failing_caller_job, lambda: time.sleep(0.05) or order.append("slow helper"), parallel=True)
+    assert order == ["caller", "helper", "slow helper"]     # the caller waited for the helper before raising
+
+
+def test_the_helper_is_replaced_after_a_fork():
+    """A forked child must not submit to the parent's helper thread (it did not survive the fork: a hang)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os, signal, sys
+        import numpy as np
+        from pipeline.stages import lowlight
+        lowlight.PARALLEL_MIN_PIXELS = 0
+        rgb = np.random.default_rng(0).integers(0, 60, (64, 80, 3), dtype=np.uint8)
+        expected = lowlight.enhance_low_light(rgb)          # starts the helper thread
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(60)                                # a hang fails instead of stalling the tests
+            os._exit(0 if np.array_equal(lowlight.enhance_low_light(rgb), expected) else 3)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+    if not hasattr(__import__("os"), "fork"):
+        pytest.skip("no fork on this platform")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False,
+                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_coarse_solve_without_the_ctypes_route_is_the_same(monkeypatch):
+    """SciPy exports the banded Cholesky with the expected signature; its f2py wrappers give the same solution."""
+    assert lowlight._lapack_without_gil("dpbtrf") is not None and lowlight._lapack_without_gil("dpbtrs") is not None
+    rng = np.random.default_rng(9)
+    rows, cols = 9, 13
+    east, south = rng.uniform(0, 50, (rows, cols)), rng.uniform(0, 50, (rows, cols))
+    east[:, -1], south[-1, :] = 0, 0
+    diag = 0.5 + east + south
+    diag[:, 1:] += east[:, :-1]
+    diag[1:, :] += south[:-1, :]
+    rhs = rng.uniform(0, 1, (rows, cols))
+    through_ctypes = lowlight._solve_grid_system(diag, east, south, rhs)
+    monkeypatch.setattr(lowlight, "_lapack_without_gil", lambda name: None)
+    np.testing.assert_allclose(lowlight._solve_grid_system(diag, east, south, rhs), through_ctypes, rtol=1e-12)
+
+
+def test_resistance_to_the_node_beside_by_bands_of_cell_rows():
+    """Each band of cell rows gets its rows of the whole-frame result."""
+    rng = np.random.default_rng(10)
+    strong_v = rng.uniform(0, 2, (5 * 8 - 1, 7)).astype(np.float32)
+    to_node_row = rng.uniform(0, 2, (5, 7)).astype(np.float32)
+    whole = lowlight._resistance_to_node_beside(strong_v, to_node_row, 8).copy()
+    bands = [lowlight._resistance_to_node_beside(strong_v, to_node_row, 8, r0, r1).copy()
+             for r0, r1 in ((0, 2), (2, 3), (3, 5))]
+    assert np.array_equal(np.concatenate(bands), whole)
 
 
 def test_fast_cell_override_and_tiny_images_use_exact():

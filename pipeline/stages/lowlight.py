@@ -46,12 +46,16 @@ uint8 RGB`` function.  :func:`is_dark` is its auto-mode test.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import math
 import os
 import threading
 import weakref
-from typing import Literal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from typing import Literal, TypeVar
 
 import cv2
 import numpy as np
@@ -335,29 +339,32 @@ SCRATCH_MAX_PIXELS = 1_000_000
 SCRATCH_MAX_BYTES = 16 << 20
 """Single scratch buffers larger than this are never kept."""
 _SCRATCH_SLOTS = {
-    # Full-frame float32 intermediates whose lifetimes do not overlap share
-    # memory (same slot, same shape).  Order of use in one call:
+    # Float32 intermediates whose lifetimes do not overlap share memory (same
+    # slot, same shape).  Order of use in one call:
     #   edge weights:  grad (tmp)                               -> dead
-    #   coarse solve:  strong edges (tmp), own (f1), repeat (f2), access
-    #                  edges (f4), beside (f3), toward (f5); then split (f2),
-    #                  weight_own (f4), weight_beside (f5), weighted (f1) -> dead
-    #   upsampling:    jbu_num (f1), jbu_den (f2), jbu_weight (f3) -> dead
-    #   Jacobi:        inv_den (f1), jacobi_num (f2)             -> dead
+    #   coarse terms (per band of cell rows, in each thread): own (f1),
+    #                  repeat (f2), access edges (f4), beside (f3),
+    #                  toward (f5); then split (f2), weight_own (f4),
+    #                  weight_beside (f5), weighted (f1)        -> dead
+    #   during the coarse solve: jbu_w0-3 (f1-f4), jbu_den (f5) -> dead,
+    #                  then inv_den (f5)
+    #   upsampling:    reads jbu_w0-3                           -> dead
+    #   Jacobi:        jacobi_next (f1), inv_den (f5)           -> dead
     #   recovery:      recover_t (f1)
     "grad": "tmp", "strong_h": "tmp", "strong_v": "tmp",
-    "own": "f1", "weighted": "f1", "jbu_num": "f1", "inv_den": "f1", "recover_t": "f1",
-    "repeat": "f2", "split": "f2", "jbu_den": "f2", "jacobi_num": "f2",
-    "beside": "f3", "jbu_weight": "f3",
-    "access_edges": "f4", "weight_own": "f4",
-    "toward": "f5", "weight_beside": "f5",
+    "own": "f1", "weighted": "f1", "jbu_w0": "f1", "jacobi_next": "f1", "recover_t": "f1",
+    "repeat": "f2", "split": "f2", "jbu_w1": "f2",
+    "beside": "f3", "jbu_w2": "f3",
+    "access_edges": "f4", "weight_own": "f4", "jbu_w3": "f4",
+    "toward": "f5", "weight_beside": "f5", "jbu_den": "f5", "inv_den": "f5",
 }
 SCRATCH_MAX_THREADS = max(2, os.cpu_count() or 1)
-"""At most this many threads keep scratch buffers at once.
+"""At most this many calling threads keep scratch buffers at once (the helper thread always does).
 
 A server calls the stage from a pool of dozens of worker threads; kept
 buffers only pay off where frames keep coming, and this cap bounds their
-memory (about 20 MB per thread at 640 x 480, 70 MB at 1280 x 720).  Other
-threads allocate as usual.
+memory (about 30 MB per thread at 640 x 480, 100 MB at 1280 x 720, plus
+the helper's half of that).  Other threads allocate as usual.
 """
 _scratch_store = threading.local()
 _scratch_owners: weakref.WeakSet[threading.Thread] = weakref.WeakSet()   # a dead thread drops out
@@ -406,6 +413,8 @@ def _scratch_for_frame(shape: tuple[int, int]) -> None:
 
 def _may_keep_scratch() -> bool:
     """Whether this thread may keep buffers: it already does, or fewer than :data:`SCRATCH_MAX_THREADS` do."""
+    if getattr(_helper_state, "is_helper", False):
+        return True
     thread = threading.current_thread()
     with _scratch_owners_lock:
         if thread in _scratch_owners:
@@ -414,6 +423,92 @@ def _may_keep_scratch() -> bool:
             _scratch_owners.add(thread)
             return True
     return False
+
+
+# ---------------------------------------------------------------------------
+# the helper thread
+# ---------------------------------------------------------------------------
+PARALLEL_MIN_PIXELS = 100_000
+"""Frames at least this large share the fast solver's work with a helper thread.
+
+On machines with two or more cores, the full-resolution steps run as two
+bands of rows (this thread and the helper) and the coarse solve runs on the
+helper while this thread prepares the upsampling: at 640 x 480 that takes
+the call from ~27 to ~XX ms on the 2-core benchmark machine
+(BENCHMARKS.md).  Below this size (face crops) a hand-over (~0.1 ms) costs
+more than it saves.
+"""
+_Here = TypeVar("_Here")
+_There = TypeVar("_There")
+_helper_state = threading.local()
+_helper_pool_lock = threading.Lock()
+_helper_pool: ThreadPoolExecutor | None = None
+
+
+def _use_helper(pixels: int) -> bool:
+    """Whether a frame of ``pixels`` pixels shares its work with the helper thread."""
+    return (pixels >= PARALLEL_MIN_PIXELS and (os.cpu_count() or 1) >= 2
+            and not getattr(_helper_state, "is_helper", False))   # the helper never waits on itself
+
+
+def _helper() -> ThreadPoolExecutor:
+    """The one helper thread (shared by all calling threads: their jobs queue)."""
+    global _helper_pool
+    with _helper_pool_lock:
+        if _helper_pool is None:
+            _helper_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lowlight-helper")
+        return _helper_pool
+
+
+def _forget_helper_after_fork() -> None:
+    # The pool's thread does not survive a fork: a child submitting to it would wait forever.
+    global _helper_pool, _helper_pool_lock
+    _helper_pool, _helper_pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_helper_after_fork)
+
+
+def _as_helper_job(frame: tuple[int, int] | None, job: Callable[[], _There]) -> _There:
+    _helper_state.is_helper = True
+    if frame is not None:
+        _scratch_for_frame(frame)     # the helper's scratch store follows the caller's frame size
+    else:                             # a caller without a frame: plain allocations
+        _scratch_store.frame, _scratch_store.enabled = None, False
+    return job()
+
+
+def _run_pair(here: Callable[[], _Here], there: Callable[[], _There], parallel: bool) -> tuple[_Here, _There]:
+    """``(here(), there())``; with ``parallel``, ``there`` runs on the helper thread meanwhile.
+
+    The two jobs must not touch the same memory except to read it.
+    """
+    if not parallel:
+        return here(), there()
+    future = _helper().submit(_as_helper_job, getattr(_scratch_store, "frame", None), there)
+    try:
+        first = here()
+    except BaseException:
+        wait_for([future])      # it may still be writing into buffers the caller owns
+        raise
+    return first, future.result()
+
+
+def _shifted_rows(job: Callable[[int, int], object], offset: int, r0: int, r1: int) -> object:
+    return job(offset + r0, offset + r1)
+
+
+def _by_row_halves(job: Callable[[int, int], object], rows: int, parallel: bool, step: int = 1) -> None:
+    """``job(0, rows)``, or with ``parallel`` ``job(0, mid)`` here and ``job(mid, rows)`` on the helper.
+
+    ``mid`` is a multiple of ``step`` (e.g. a cell's side, so that no cell is cut).
+    """
+    mid = rows // (2 * step) * step
+    if not parallel or mid == 0:
+        job(0, rows)
+        return
+    _run_pair(lambda: job(0, mid), lambda: job(mid, rows), parallel=True)
 
 
 def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma: float = 2.0,
@@ -506,37 +601,52 @@ def _refine_fast(t_hat_u8: np.ndarray, alpha: float, sigma: float, eps: float, c
         t_hat64 = t_hat_u8.astype(np.float64) / 255.0
         return refine_illumination_exact(t_hat64, alpha=alpha, sigma=sigma, eps=eps).astype(np.float32)
     _scratch_for_frame((h, w))
+    parallel = _use_helper(h * w)
     t_hat = np.multiply(t_hat_u8, np.float32(1.0 / 255.0), out=_scratch("t_hat", (h, w)))
-    res_h, res_v = _edge_resistances(t_hat, alpha, sigma, eps,
+    res_h, res_v = _edge_resistances(t_hat, alpha, sigma, eps, parallel=parallel,
                                      out=(_scratch("res_h", (h, w - 1)), _scratch("res_v", (h - 1, w))))
-    coarse_t, coarse_guide = _solve_homogenised(t_hat, res_h, res_v, cell, eps * eps / alpha)
-    t = _joint_bilateral_upsample(coarse_t, coarse_guide, t_hat, cell, JBU_RANGE_SIGMA,
-                                  dst=_scratch("illumination", (h, w)) if scratch_result else None)
-    return _jacobi_sweeps(t, t_hat, res_h, res_v, JACOBI_SWEEPS)
+    system, coarse_guide = _homogenise(t_hat, res_h, res_v, cell, eps * eps / alpha, parallel)
+
+    def prepare() -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        # Everything that does not need the coarse solution (the resistances
+        # become conductances: the coarse terms no longer need them).
+        return (_upsampling_weights(coarse_guide, t_hat, cell, JBU_RANGE_SIGMA),
+                _jacobi_terms(res_h, res_v))
+
+    # The coarse solve holds no lock (LAPACK through ctypes): the helper runs
+    # it while this thread prepares the rest.
+    (weights, jacobi), coarse_t = _run_pair(prepare, lambda: _solve_grid_system(*system), parallel)
+    t = _scratch("illumination", (h, w)) if scratch_result else np.empty((h, w), np.float32)
+    _joint_bilateral_upsample(coarse_t.astype(np.float32), weights, cell, t, parallel)
+    return _jacobi_sweeps(t, t_hat, *jacobi, sweeps=JACOBI_SWEEPS, parallel=parallel)
 
 
 def _edge_resistances(t_hat: np.ndarray, alpha: float, sigma: float, eps: float,
-                      out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      out: tuple[np.ndarray, np.ndarray] | None = None,
+                      parallel: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``1 / (alpha * W~)`` of the horizontal (``H x (W-1)``) and vertical (``(H-1) x W``) edges.
 
     ``(|G * grad| + eps) * (|grad| + eps) / alpha``: no division, computed in
-    place (into ``out`` if given: float32 buffers of those shapes).
+    place (into ``out`` if given: float32 buffers of those shapes); with
+    ``parallel`` the vertical edges on the helper thread.
     """
     kernel = _gaussian_kernel(sigma, t_hat.dtype.type)
     h, w = t_hat.shape
     targets = out if out is not None else (None, None)
-    out = []
-    grads = (cv2.subtract(t_hat[:, 1:], t_hat[:, :-1], dst=_scratch("grad", (h, w - 1))),
-             cv2.subtract(t_hat[1:], t_hat[:-1], dst=_scratch("grad", (h - 1, w))))
-    for grad, target in zip(grads, targets):
-        resistance = _smooth(grad, kernel, dst=target)
+
+    def resistances(axis: int) -> np.ndarray:
+        if axis == 1:
+            grad = cv2.subtract(t_hat[:, 1:], t_hat[:, :-1], dst=_scratch("grad", (h, w - 1)))
+        else:
+            grad = cv2.subtract(t_hat[1:], t_hat[:-1], dst=_scratch("grad", (h - 1, w)))
+        resistance = _smooth(grad, kernel, dst=targets[1 - axis])
         np.abs(resistance, out=resistance)
         resistance += eps
         np.abs(grad, out=grad)
         grad += eps
-        cv2.multiply(resistance, grad, dst=resistance, scale=1.0 / alpha)
-        out.append(resistance)
-    return out[0], out[1]
+        return cv2.multiply(resistance, grad, dst=resistance, scale=1.0 / alpha)
+
+    return _run_pair(lambda: resistances(1), lambda: resistances(0), parallel)
 
 
 def _solve_grid_system(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -551,9 +661,10 @@ def _solve_grid_system(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rh
     bandwidth is ``min(rows, cols)``: for the few thousand cells of the fast
     solver this is 2-3x faster than SuperLU.  (A float32 factorisation with
     float64 refinement was no faster here: the fill-in decays into float32
-    denormals.)  BLAS is held to one thread during the call: on such small
-    bands OpenBLAS threads mostly wait on each other (up to 10x slower on a
-    busy 2-core machine).
+    denormals.)  LAPACK is called through ctypes, which releases the GIL
+    (:func:`_lapack_without_gil`).  BLAS is held to one thread during the
+    call: on such small bands OpenBLAS threads mostly wait on each other (up
+    to 10x slower on a busy 2-core machine).
     """
     transposed = diag.shape[1] > diag.shape[0]
     if transposed:  # column-major order: neighbours along a column become adjacent
@@ -561,9 +672,9 @@ def _solve_grid_system(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rh
     rows, cols = diag.shape
     n = rows * cols
     # LAPACK's band storage, (cols + 1) x n in Fortran order, built as its
-    # C-order transpose in a scratch buffer and factored in place: f2py then
-    # neither transposes nor copies it (a fresh 2 MB band per call cost more
-    # in page faults than the triangular solves).
+    # C-order transpose in a scratch buffer and factored in place: neither
+    # transposed nor copied (a fresh 2 MB band per call cost more in page
+    # faults than the triangular solves).
     band = _scratch("band", (n, cols + 1), np.float64)
     band.fill(0.0)
     band[:, 0] = diag.ravel()
@@ -571,9 +682,7 @@ def _solve_grid_system(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rh
     if rows > 1:
         band[: n - cols, cols] = -south.ravel()[: n - cols]
     with _one_blas_thread():
-        factor, info = lapack.dpbtrf(band.T, lower=1, overwrite_ab=1)
-        if info == 0:
-            x, info = lapack.dpbtrs(factor, rhs.ravel(), lower=1)
+        x, info = _banded_cholesky_solve(band, rhs.ravel())
     if info != 0:  # not reached for finite weights; keep a safe path anyway
         east_band, south_band = -east.ravel()[: n - 1], -south.ravel()[: n - cols]
         matrix = sp.diags([diag.ravel(), east_band, east_band, south_band, south_band],
@@ -581,6 +690,67 @@ def _solve_grid_system(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rh
         x = spla.spsolve(matrix, rhs.ravel())
     x = np.asarray(x, dtype=np.float64).reshape(rows, cols)
     return x.T if transposed else x
+
+
+def _banded_cholesky_solve(band: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, int]:
+    """LAPACK ``dpbtrf`` + ``dpbtrs`` on a C-order ``n x (kd + 1)`` lower band (factored in place).
+
+    Returns the solution (a fresh float64 array) and LAPACK's ``info``.
+    """
+    n, kd = band.shape[0], band.shape[1] - 1
+    x = np.array(rhs, dtype=np.float64)
+    factor, solve = _lapack_without_gil("dpbtrf"), _lapack_without_gil("dpbtrs")
+    if factor is None or solve is None or not band.flags.c_contiguous:
+        banded, info = lapack.dpbtrf(band.T, lower=1, overwrite_ab=1)
+        if info == 0:
+            x, info = lapack.dpbtrs(banded, x, lower=1)
+        return x, info
+    size, width, lead, one, info = (ctypes.c_int(v) for v in (n, kd, kd + 1, 1, 0))
+    factor(b"L", ctypes.byref(size), ctypes.byref(width), band.ctypes.data, ctypes.byref(lead), ctypes.byref(info))
+    if info.value == 0:
+        solve(b"L", ctypes.byref(size), ctypes.byref(width), ctypes.byref(one), band.ctypes.data,
+              ctypes.byref(lead), x.ctypes.data, ctypes.byref(size), ctypes.byref(info))
+    return x, info.value
+
+
+_INT_P = ctypes.POINTER(ctypes.c_int)
+_LAPACK_ARGUMENTS = {
+    # uplo, n, kd, ab, ldab, info
+    "dpbtrf": (ctypes.c_char_p, _INT_P, _INT_P, ctypes.c_void_p, _INT_P, _INT_P),
+    # uplo, n, kd, nrhs, ab, ldab, b, ldb, info
+    "dpbtrs": (ctypes.c_char_p, _INT_P, _INT_P, _INT_P, ctypes.c_void_p, _INT_P, ctypes.c_void_p, _INT_P, _INT_P),
+}
+
+
+@functools.cache
+def _lapack_without_gil(name: str):
+    """A LAPACK routine from SciPy's Cython API as a ctypes function, or None.
+
+    ``scipy.linalg.lapack``'s wrappers hold the GIL while LAPACK runs; a
+    ctypes call releases it, so the coarse solve runs on the helper thread
+    while the calling thread works (the route numba takes to these
+    pointers).  None -- use ``scipy.linalg.lapack`` -- if SciPy does not
+    export the routine with the 32-bit-integer signature this expects.
+    """
+    arguments = _LAPACK_ARGUMENTS[name]
+    try:
+        from scipy.linalg import cython_lapack
+
+        capsule = cython_lapack.__pyx_capi__[name]
+        capsule_name = ctypes.PYFUNCTYPE(ctypes.c_char_p, ctypes.py_object)(("PyCapsule_GetName", ctypes.pythonapi))
+        capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+            ("PyCapsule_GetPointer", ctypes.pythonapi))
+        signature = capsule_name(capsule)
+        address = capsule_pointer(capsule, signature)
+    except (ImportError, KeyError, AttributeError, ValueError, OSError):
+        return None
+    # e.g. b"void (char *, int *, int *, __pyx_t_..._d *, int *, int *)"
+    parameters = signature.decode("ascii", "replace").partition("(")[2].rstrip(")").split(",")
+    expected = ["char *" if kind is ctypes.c_char_p else "int *" if kind is _INT_P else "_d *" for kind in arguments]
+    if not address or len(parameters) != len(expected) or not all(
+            p.strip().endswith(e) for p, e in zip(parameters, expected)):
+        return None
+    return ctypes.CFUNCTYPE(None, *arguments)(address)
 
 
 def _one_blas_thread():
@@ -673,18 +843,20 @@ def _repeat_cells(values: np.ndarray, shape: tuple[int, ...], dst: np.ndarray | 
     return cv2.resize(values, (shape[1], shape[0]), dst=dst, interpolation=cv2.INTER_NEAREST)
 
 
-def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, cell: int,
-                       tiny: float) -> tuple[np.ndarray, np.ndarray]:
-    """Solve the homogenised coarse problem; return cell values and cell means of ``t_hat``.
+def _homogenise(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, cell: int, tiny: float,
+                parallel: bool = False) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The homogenised coarse problem: its five-point system and the cell means of ``t_hat``.
 
     Args:
         t_hat: float32 ``H x W``.
         res_h, res_v: the fine edge resistances (:func:`_edge_resistances`).
         tiny: the near-zero resistance of padding edges (``eps^2 / alpha``: a
             flat region's).
+        parallel: the bottom half of the cell rows on the helper thread.
 
     Returns:
-        float32 ``ceil(H/k) x ceil(W/k)`` cell values and cell means of ``t_hat``.
+        ``(diag, east, south, rhs)`` for :func:`_solve_grid_system` (float64
+        ``ceil(H/k) x ceil(W/k)``) and the float32 cell means of ``t_hat``.
     """
     h, w = t_hat.shape
     rows, cols = -(-h // cell), -(-w // cell)
@@ -708,68 +880,82 @@ def _solve_homogenised(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, 
         pad_v = cv2.copyMakeBorder(res_v, 0, hp - (h - 1), 0, 0, border, value=tiny)
         pad_v = cv2.copyMakeBorder(pad_v, 0, 0, 0, wp - w, border, value=_OPEN)
         data = cv2.copyMakeBorder(t_hat, 0, hp - h, 0, wp - w, border, value=0.0)
+
     # Access paths: a pixel reaches its node along its row to the node
     # column, then along the node column (node row for vertical bundles).
+    # They count strong edges only, scaled by the access weight.
+    def strong(name: str, resistances: np.ndarray) -> np.ndarray:
+        edges = cv2.threshold(resistances, ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO,
+                              dst=_scratch(name, resistances.shape))[1]
+        edges *= np.float32(ACCESS_WEIGHT)
+        return edges
+
+    strong_h, strong_v = _run_pair(lambda: strong("strong_h", pad_h[:, : wp - 1]),
+                                   lambda: strong("strong_v", pad_v[: hp - 1]), parallel)
     node_cols = np.minimum(np.arange(cols) * cell + half, w - 1)
     node_rows = np.minimum(np.arange(rows) * cell + half, h - 1)
-    # Strong edges only, already scaled by the access weight.
-    strong_h = cv2.threshold(pad_h[:, : wp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO,
-                             dst=_scratch("strong_h", (hp, wp - 1)))[1]
-    strong_v = cv2.threshold(pad_v[: hp - 1], ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO,
-                             dst=_scratch("strong_v", (hp - 1, wp)))[1]
-    strong_h *= np.float32(ACCESS_WEIGHT)
-    strong_v *= np.float32(ACCESS_WEIGHT)
     to_node_col = _access_resistance(np.ascontiguousarray(strong_v[:, node_cols]), cell, axis=0)   # hp x cols
     to_node_row = _access_resistance(strong_h[node_rows], cell, axis=1)                            # rows x wp
 
-    # Data term: eliminating a pixel tied to its node by resistance R leaves
-    # the node the data weight 1 / (1 + R) (the Schur complement of the
-    # pixel's 2 x 2 system); a lamp pixel behind the rim of a dark cell then
-    # hardly pulls that cell up.  A pixel is also tied to the node of the
-    # neighbouring cell row on its side (up along its column, then along that
-    # node row): eliminating a pixel tied to two nodes splits its data weight
-    # between them (see :func:`_split_data_weight`).
-    own = _access_resistance(strong_h, cell, axis=1, out=_scratch("own", (hp, wp)))
-    cv2.add(own, _repeat_cells(to_node_col, own.shape, dst=_scratch("repeat", own.shape)), dst=own)
-    beside = _resistance_to_node_beside(strong_v, to_node_row, cell)
-    weight_own, weight_beside = _split_data_weight(own, beside)
-    if (hp, wp) != (h, w):  # padding pixels weigh nothing
-        for weight in (weight_own, weight_beside):
-            weight[h:, :] = 0.0
-            weight[:, w:] = 0.0
-    cell_count = _block_sum(weight_own, rows, cols).astype(np.float64)
-    weighted = _scratch("weighted", (hp, wp))
-    cell_sum = _block_sum(cv2.multiply(weight_own, data, dst=weighted), rows, cols).astype(np.float64)
-    if rows > 1:
-        for per_cell, values in ((cell_count, weight_beside), (cell_sum, cv2.multiply(weight_beside, data, dst=weighted))):
-            upper, lower = _half_cell_sums(values, cell, rows, cols)
-            per_cell[:-1] += upper[1:]      # the upper half of cell row I goes to row I - 1
-            per_cell[1:] += lower[:-1]      # the lower half of cell row I goes to row I + 1
+    cell_count, cell_sum, east, south = (np.zeros((rows, cols)) for _ in range(4))
+    # per cell, the data weight (and weighted t_hat) of its upper and lower
+    # half rows that goes to the node of the cell row above / below
+    shared = {key: np.zeros((rows, cols)) for key in ("count_up", "sum_up", "count_down", "sum_down")}
 
-    # Coarse conductance between neighbouring cells: over the k parallel
-    # pixel rows (columns), the series conductance of the path from one node
-    # to the other: the k fine edges between the two node columns, plus the
-    # access resistance at each end.
-    east = np.zeros((rows, cols))
-    south = np.zeros((rows, cols))
-    if cols > 1:
-        series = _block_sum(pad_h[:, half : half + (cols - 1) * cell], hp, cols - 1).astype(np.float64)
-        series += to_node_col[:, :-1] + to_node_col[:, 1:]
-        east[:, : cols - 1] = _block_sum((1.0 / series).astype(np.float32), rows, cols - 1)
-    if rows > 1:
-        series = _block_sum(pad_v[half : half + (rows - 1) * cell, :], rows - 1, wp).astype(np.float64)
-        series += to_node_row[:-1] + to_node_row[1:]
-        south[: rows - 1, :] = _block_sum((1.0 / series).astype(np.float32), rows - 1, cols)
+    def cell_rows(r0: int, r1: int) -> None:
+        """The terms of cell rows ``r0 .. r1 - 1`` (they write only those rows)."""
+        y0, y1 = r0 * cell, r1 * cell
+        band = r1 - r0
+        # Data term: eliminating a pixel tied to its node by resistance R
+        # leaves the node the data weight 1 / (1 + R) (the Schur complement of
+        # the pixel's 2 x 2 system); a lamp pixel behind the rim of a dark
+        # cell then hardly pulls that cell up.  A pixel is also tied to the
+        # node of the neighbouring cell row on its side (up along its column,
+        # then along that node row): eliminating a pixel tied to two nodes
+        # splits its data weight between them (see :func:`_split_data_weight`).
+        own = _access_resistance(strong_h[y0:y1], cell, axis=1, out=_scratch("own", (y1 - y0, wp)))
+        cv2.add(own, _repeat_cells(to_node_col[y0:y1], own.shape, dst=_scratch("repeat", own.shape)), dst=own)
+        beside = _resistance_to_node_beside(strong_v, to_node_row, cell, r0, r1)
+        weight_own, weight_beside = _split_data_weight(own, beside)
+        if y1 > h or wp > w:  # padding pixels weigh nothing
+            for weight in (weight_own, weight_beside):
+                weight[max(h - y0, 0) :, :] = 0.0
+                weight[:, w:] = 0.0
+        values = data[y0:y1]
+        weighted = _scratch("weighted", (y1 - y0, wp))
+        cell_count[r0:r1] = _block_sum(weight_own, band, cols)
+        cell_sum[r0:r1] = _block_sum(cv2.multiply(weight_own, values, dst=weighted), band, cols)
+        for kind, per_pixel in (("count", weight_beside), ("sum", cv2.multiply(weight_beside, values, dst=weighted))):
+            shared[kind + "_up"][r0:r1], shared[kind + "_down"][r0:r1] = _half_cell_sums(per_pixel, cell, band, cols)
+
+        # Coarse conductance between neighbouring cells: over the k parallel
+        # pixel rows (columns), the series conductance of the path from one
+        # node to the other: the k fine edges between the two node columns,
+        # plus the access resistance at each end.
+        if cols > 1:
+            series = _block_sum(pad_h[y0:y1, half : half + (cols - 1) * cell], y1 - y0, cols - 1).astype(np.float64)
+            series += to_node_col[y0:y1, :-1] + to_node_col[y0:y1, 1:]
+            east[r0:r1, : cols - 1] = _block_sum((1.0 / series).astype(np.float32), band, cols - 1)
+        s1 = min(r1, rows - 1)      # the last cell row has no cell below
+        if s1 > r0:
+            series = _block_sum(pad_v[half + y0 : half + s1 * cell, :], s1 - r0, wp).astype(np.float64)
+            series += to_node_row[r0:s1] + to_node_row[r0 + 1 : s1 + 1]
+            south[r0:s1] = _block_sum((1.0 / series).astype(np.float32), s1 - r0, cols)
+
+    _by_row_halves(cell_rows, rows, parallel)
+    cell_count[:-1] += shared["count_up"][1:]       # the upper half of cell row I goes to row I - 1
+    cell_count[1:] += shared["count_down"][:-1]     # the lower half of cell row I goes to row I + 1
+    cell_sum[:-1] += shared["sum_up"][1:]
+    cell_sum[1:] += shared["sum_down"][:-1]
     diag = cell_count + east + south
     diag[:, 1:] += east[:, :-1]
     diag[1:, :] += south[:-1, :]
-    coarse = _solve_grid_system(diag, east, south, cell_sum)
-    coarse_t = np.asarray(coarse, dtype=np.float32).reshape(rows, cols)
     coarse_guide = (cell_sum / np.maximum(cell_count, 1e-12)).astype(np.float32)
-    return coarse_t, coarse_guide
+    return (diag, east, south, cell_sum), coarse_guide
 
 
-def _resistance_to_node_beside(strong_v: np.ndarray, to_node_row: np.ndarray, cell: int) -> np.ndarray:
+def _resistance_to_node_beside(strong_v: np.ndarray, to_node_row: np.ndarray, cell: int,
+                               r0: int = 0, r1: int | None = None) -> np.ndarray:
     """Access resistance from every pixel to the node of the cell above (upper half) or below (lower half).
 
     The path runs along the pixel's column to that cell's node row, then
@@ -779,25 +965,33 @@ def _resistance_to_node_beside(strong_v: np.ndarray, to_node_row: np.ndarray, ce
     Args:
         strong_v: float32 ``(hp - 1) x wp`` thresholded vertical edge resistances.
         to_node_row: float32 ``rows x wp`` access resistances along the node rows.
+        r0, r1: the cell rows wanted (default all).
 
     Returns:
-        float32 ``hp x wp`` resistances (a scratch buffer, see :func:`_scratch`).
+        float32 ``(r1 - r0) k x wp`` resistances (a scratch buffer, see :func:`_scratch`).
     """
     hp, wp = strong_v.shape[0] + 1, strong_v.shape[1]
     rows, half = hp // cell, cell // 2
-    to_own_row = _access_resistance(strong_v, cell, axis=0, out=_scratch("beside", (hp, wp)))   # to the own node row
-    # node row I to node row I + 1 along each column, plus the walk along node row I (I + 1)
-    between = _block_sum(strong_v[half : half + (rows - 1) * cell], rows - 1, wp)
-    toward = _scratch("toward", (hp, wp)).reshape(rows, cell, wp)
-    toward[1:, :half] = (between + to_node_row[:-1])[:, None, :]
-    toward[:-1, half + 1 :] = (between + to_node_row[1:])[:, None, :]
+    r1 = rows if r1 is None else r1
+    y0, y1 = r0 * cell, r1 * cell
+    # (The edge between the band's last pixel and the next cell is on no access path.)
+    to_own_row = _access_resistance(strong_v[y0 : y1 - 1], cell, axis=0, out=_scratch("beside", (y1 - y0, wp)))
+    # node row I to node row I + 1 along each column (between[I - first]), plus the walk along node row I (I + 1)
+    first, last = max(r0 - 1, 0), min(r1, rows - 1)
+    between = _block_sum(strong_v[half + first * cell : half + last * cell], last - first, wp)
+    toward = _scratch("toward", (y1 - y0, wp)).reshape(r1 - r0, cell, wp)
+    above = max(r0, 1)                # cell rows with a node row above
+    toward[above - r0 :, :half] = (between[above - 1 - first : r1 - 1 - first] + to_node_row[above - 1 : r1 - 1])[:, None, :]
+    toward[: last - r0, half + 1 :] = (between[r0 - first : last - first] + to_node_row[r0 + 1 : last + 1])[:, None, :]
     toward[:, half] = _OPEN
-    toward[0, :half] = _OPEN
-    toward[-1, half + 1 :] = _OPEN
+    if r0 == 0:
+        toward[0, :half] = _OPEN
+    if r1 == rows:
+        toward[-1, half + 1 :] = _OPEN
     # The pixel lies between the two node rows: its distance to the other one
     # is the distance between them minus its distance to its own (float32
     # rounding may leave -1e-7: :func:`_split_data_weight` clips).
-    return cv2.subtract(toward.reshape(hp, wp), to_own_row, dst=to_own_row)
+    return cv2.subtract(toward.reshape(y1 - y0, wp), to_own_row, dst=to_own_row)
 
 
 def _split_data_weight(own: np.ndarray, beside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -840,8 +1034,28 @@ def _half_cell_sums(values: np.ndarray, cell: int, rows: int, cols: int) -> tupl
     return (_block_sum(upper, rows, cols).astype(np.float64), _block_sum(lower, rows, cols).astype(np.float64))
 
 
-def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray,
-                   sweeps: int) -> np.ndarray:
+def _jacobi_terms(res_h: np.ndarray, res_v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The conductances and ``1 / (1 + sum c)`` of the full-resolution system, for :func:`_jacobi_sweeps`.
+
+    Args:
+        res_h, res_v: float32 fine edge resistances ``1 / (alpha W~)``
+            (overwritten with their reciprocals, the conductances).
+
+    Returns:
+        ``(c_h, c_v, inv_den)``, float32 (``inv_den`` a scratch buffer).
+    """
+    c_h = np.reciprocal(res_h, out=res_h)
+    c_v = np.reciprocal(res_v, out=res_v)
+    h, w = c_h.shape[0], c_v.shape[1]
+    inv_den = _scratch("inv_den", (h, w))
+    inv_den.fill(1.0)
+    for conductance, here in ((c_h, np.s_[:, :-1]), (c_h, np.s_[:, 1:]), (c_v, np.s_[:-1]), (c_v, np.s_[1:])):
+        cv2.add(inv_den[here], conductance, dst=inv_den[here])
+    return c_h, c_v, cv2.divide(1.0, inv_den, dst=inv_den)
+
+
+def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, c_h: np.ndarray, c_v: np.ndarray, inv_den: np.ndarray,
+                   sweeps: int, parallel: bool = False) -> np.ndarray:
     """Jacobi sweeps of the full-resolution system: ``t <- (t_hat + sum c t_nb) / (1 + sum c)``.
 
     The coarse solution cannot hold what varies inside a cell: the dark
@@ -855,25 +1069,32 @@ def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, res_h: np.ndarray, res_v: n
     Args:
         t: float32 ``H x W`` current illumination (overwritten and returned).
         t_hat: float32 ``H x W``.
-        res_h, res_v: float32 fine edge resistances ``1 / (alpha W~)``
-            (overwritten with their reciprocals, the conductances).
+        c_h, c_v, inv_den: from :func:`_jacobi_terms`.
+        parallel: the bottom half of the rows on the helper thread.
     """
-    c_h = np.reciprocal(res_h, out=res_h)     # the resistances are not needed any more
-    c_v = np.reciprocal(res_v, out=res_v)
-    # (cv2 arithmetic on the shifted views: two to three times as fast as numpy's here.)
-    neighbours = ((c_h, np.s_[:, 1:], np.s_[:, :-1]), (c_h, np.s_[:, :-1], np.s_[:, 1:]),
-                  (c_v, np.s_[1:], np.s_[:-1]), (c_v, np.s_[:-1], np.s_[1:]))
-    inv_den = _scratch("inv_den", t_hat.shape)
-    inv_den.fill(1.0)
-    for conductance, _, here in neighbours:
-        cv2.add(inv_den[here], conductance, dst=inv_den[here])
-    cv2.divide(1.0, inv_den, dst=inv_den)
-    num = _scratch("jacobi_num", t_hat.shape)
+    h, w = t.shape
+    source, target = t, _scratch("jacobi_next", (h, w))
+
+    def sweep_rows(r0: int, r1: int) -> None:
+        out = target[r0:r1]
+        np.copyto(out, t_hat[r0:r1])
+        # (cv2 on the shifted views: two to three times as fast as numpy's
+        # here; accumulateProduct is out += c * t_nb in one pass.)
+        cv2.accumulateProduct(c_h[r0:r1], source[r0:r1, 1:], out[:, :-1])     # east neighbour
+        cv2.accumulateProduct(c_h[r0:r1], source[r0:r1, :-1], out[:, 1:])     # west
+        below = min(r1, h - 1)
+        if below > r0:                                                        # south
+            cv2.accumulateProduct(c_v[r0:below], source[r0 + 1 : below + 1], target[r0:below])
+        above = max(r0, 1)
+        if r1 > above:                                                        # north
+            cv2.accumulateProduct(c_v[above - 1 : r1 - 1], source[above - 1 : r1 - 1], target[above:r1])
+        cv2.multiply(out, inv_den[r0:r1], dst=out)
+
     for _ in range(sweeps):
-        np.copyto(num, t_hat)
-        for conductance, there, here in neighbours:
-            cv2.accumulateProduct(conductance, t[there], num[here])   # num += c * t_nb in one pass
-        cv2.multiply(num, inv_den, dst=t)
+        _by_row_halves(sweep_rows, h, parallel)     # the halves read each other's edge rows of source only
+        source, target = target, source
+    if source is not t:
+        np.copyto(t, source)
     return t
 
 
@@ -895,58 +1116,99 @@ def _bilinear_weights(h: int, w: int, cell: int) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-def _joint_bilateral_upsample(coarse_t: np.ndarray, coarse_guide: np.ndarray, guide: np.ndarray,
-                              cell: int, range_sigma: float, dst: np.ndarray | None = None) -> np.ndarray:
-    """Upsample cell values to ``guide``'s grid: bilinear x Gaussian range weights over 2 x 2 cells.
+_CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))
+"""The 2 x 2 cells around a pixel, as (row, column) offsets: upper-left, upper-right, lower-left, lower-right."""
+
+
+def _spread_cells(values: np.ndarray, cell: int, name: str) -> np.ndarray:
+    """Nearest-neighbour upsampling of the edge-padded cell grid (a scratch buffer).
+
+    The 2 x 2 cells around every fine pixel are then four shifted views of
+    one array (see :func:`_upsampling_weights`).
+    """
+    rows, cols = values.shape
+    padded = cv2.copyMakeBorder(values, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    return cv2.resize(padded, ((cols + 2) * cell, (rows + 2) * cell),
+                      dst=_scratch(name, ((rows + 2) * cell, (cols + 2) * cell)), interpolation=cv2.INTER_NEAREST)
+
+
+def _cell_view(spread: np.ndarray, corner: tuple[int, int], cell: int, h: int, w: int) -> np.ndarray:
+    """``H x W`` view of :func:`_spread_cells`' output: each pixel's cell at ``corner``."""
+    y0, x0 = cell // 2 + corner[0] * cell, cell // 2 + corner[1] * cell
+    return spread[y0 : y0 + h, x0 : x0 + w]
+
+
+def _upsampling_weights(coarse_guide: np.ndarray, guide: np.ndarray, cell: int,
+                        range_sigma: float) -> tuple[np.ndarray, ...]:
+    """Joint bilateral upsampling weights of the 2 x 2 cells around each pixel, normalised to sum 1.
 
     Cell ``(I, J)`` sits at fine position ``((I + 0.5) k - 0.5, (J + 0.5) k - 0.5)``;
     the weight of a cell for a pixel is its bilinear weight times
-    ``exp(-(guide - cell_guide)^2 / (2 range_sigma^2))``.
+    ``exp(-(guide - cell_guide)^2 / (2 range_sigma^2))``.  They need only the
+    cells' guide values, not the coarse solution: :func:`_refine_fast`
+    computes them during the coarse solve.
 
     Args:
-        coarse_t, coarse_guide: float32 ``rows x cols`` cell values and cell
-            means of the guide.
+        coarse_guide: float32 ``rows x cols`` cell means of the guide.
         guide: float32 ``H x W`` full-resolution ``T_hat``.
-        dst: optional float32 ``H x W`` buffer for the result.
 
     Returns:
-        float32 ``H x W`` in ``[0, 1]``.
+        Four float32 ``H x W`` scratch buffers, in :data:`_CORNERS` order.
     """
     h, w = guide.shape
-    rows, cols = coarse_t.shape
-    half = cell // 2
-
-    # Nearest-neighbour upsampling of the edge-padded cell grid: the 2 x 2
-    # cells around every fine pixel are then four shifted views of one array.
-    def spread(values: np.ndarray, name: str) -> np.ndarray:
-        padded = cv2.copyMakeBorder(values, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-        return cv2.resize(padded, ((cols + 2) * cell, (rows + 2) * cell),
-                          dst=_scratch(name, ((rows + 2) * cell, (cols + 2) * cell)), interpolation=cv2.INTER_NEAREST)
-
-    big_t, big_g = spread(coarse_t, "big_t"), spread(coarse_guide, "big_g")
+    spread_guide = _spread_cells(coarse_guide, cell, "spread_guide")
     bilinear = _bilinear_weights(h, w, cell)
     scale = -0.5 / (range_sigma * range_sigma)
-    num = _scratch("jbu_num", (h, w))
-    den = _scratch("jbu_den", (h, w))
-    weight = _scratch("jbu_weight", (h, w))
-    for index, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        y0, x0 = half + dy * cell, half + dx * cell
-        cell_t = big_t[y0 : y0 + h, x0 : x0 + w]
-        cv2.subtract(guide, big_g[y0 : y0 + h, x0 : x0 + w], dst=weight)
+    weights = tuple(_scratch(f"jbu_w{index}", (h, w)) for index in range(4))
+    total = _scratch("jbu_den", (h, w))
+    for index, corner in enumerate(_CORNERS):
+        weight = weights[index]
+        cv2.subtract(guide, _cell_view(spread_guide, corner, cell, h, w), dst=weight)
         cv2.multiply(weight, weight, dst=weight, scale=scale)
         cv2.exp(weight, dst=weight)
+        cv2.multiply(weight, bilinear[index], dst=weight)
         if index == 0:
-            cv2.multiply(weight, bilinear[index], dst=den)
-            cv2.multiply(den, cell_t, dst=num)
+            np.copyto(total, weight)
         else:
-            cv2.multiply(weight, bilinear[index], dst=weight)
-            cv2.add(den, weight, dst=den)
-            cv2.accumulateProduct(weight, cell_t, num)      # num += weight * t in one pass
-    # The bilinear weights sum to 1 and each range weight is > 0 unless the
-    # guide differs by > ~13 sigma: fall back to plain bilinear there.
-    np.maximum(den, np.float32(1e-30), out=den)
-    out = cv2.divide(num, den, dst=dst)
-    return np.clip(out, 0.0, 1.0, out=out)
+            cv2.add(total, weight, dst=total)
+    # The bilinear weights sum to 1 and, with guide values in [0, 1], a range
+    # weight is at least exp(-1 / (2 range_sigma^2)) (8e-12 at sigma 0.14):
+    # the floor only guards against a far smaller sigma.
+    np.maximum(total, np.float32(1e-30), out=total)
+    cv2.divide(1.0, total, dst=total)
+    for weight in weights:
+        cv2.multiply(weight, total, dst=weight)
+    return weights
+
+
+def _joint_bilateral_upsample(coarse_t: np.ndarray, weights: tuple[np.ndarray, ...], cell: int,
+                              dst: np.ndarray, parallel: bool = False) -> np.ndarray:
+    """Upsample cell values to full resolution with :func:`_upsampling_weights`' weights.
+
+    Args:
+        coarse_t: float32 ``rows x cols`` cell values.
+        weights: the four ``H x W`` weight arrays.
+        dst: float32 ``H x W`` buffer for the result.
+        parallel: the bottom half of the rows on the helper thread.
+
+    Returns:
+        ``dst``, in ``[0, 1]``.
+    """
+    h, w = dst.shape
+    spread_t = _spread_cells(coarse_t, cell, "spread_t")
+
+    def upsample_rows(r0: int, r1: int) -> None:
+        out = dst[r0:r1]
+        for index, corner in enumerate(_CORNERS):
+            cell_t = _cell_view(spread_t, corner, cell, h, w)[r0:r1]
+            if index == 0:
+                cv2.multiply(weights[0][r0:r1], cell_t, dst=out)
+            else:
+                cv2.accumulateProduct(weights[index][r0:r1], cell_t, out)    # out += weight * t in one pass
+        np.clip(out, 0.0, 1.0, out=out)
+
+    _by_row_halves(upsample_rows, h, parallel)
+    return dst
 
 
 # ---------------------------------------------------------------------------
@@ -973,15 +1235,21 @@ def recover_reflectance(rgb: np.ndarray, illumination: np.ndarray, *, gamma: flo
         ``H x W x 3`` uint8 RGB.
     """
     h, w = illumination.shape
-    band = max(1, RECOVER_CHUNK_PIXELS // max(w, 1))
+    _scratch_for_frame((h, w))
     out = np.empty_like(rgb)
-    for y0 in range(0, h, band):
-        rows = slice(y0, y0 + band)
-        part = illumination[rows]
+
+    def recover_rows(r0: int, r1: int) -> None:
+        part = illumination[r0:r1]
         t = np.clip(part, eps, 1.0, out=_scratch("recover_t", part.shape), dtype=np.float32)
         gain = cv2.pow(t, -float(gamma), dst=t)
         gains = cv2.merge([gain, gain, gain], dst=_scratch("recover_gain", (*part.shape, 3)))
-        cv2.multiply(rgb[rows], gains, dst=out[rows], dtype=cv2.CV_8U)
+        cv2.multiply(rgb[r0:r1], gains, dst=out[r0:r1], dtype=cv2.CV_8U)
+
+    band = max(1, RECOVER_CHUNK_PIXELS // max(w, 1))
+    parallel = _use_helper(h * w)
+    for y0 in range(0, h, band):
+        y1 = min(h, y0 + band)
+        _by_row_halves(functools.partial(_shifted_rows, recover_rows, y0), y1 - y0, parallel)
     if not denoise:
         return out
     denoised = _denoise(out)
