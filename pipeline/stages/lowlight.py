@@ -482,7 +482,11 @@ def _as_helper_job(frame: tuple[int, int] | None, job: Callable[[], _There]) -> 
 def _run_pair(here: Callable[[], _Here], there: Callable[[], _There], parallel: bool) -> tuple[_Here, _There]:
     """``(here(), there())``; with ``parallel``, ``there`` runs on the helper thread meanwhile.
 
-    The two jobs must not touch the same memory except to read it.
+    The two jobs must not touch the same memory except to read it.  What
+    ``there`` hands back -- its result, or data it writes for later steps --
+    must live in fresh arrays or in buffers the caller owns: the helper's own
+    scratch buffers are only temporaries (the next job on the helper, maybe
+    another caller's, reuses them).
     """
     if not parallel:
         return here(), there()
@@ -606,19 +610,25 @@ def _refine_fast(t_hat_u8: np.ndarray, alpha: float, sigma: float, eps: float, c
     res_h, res_v = _edge_resistances(t_hat, alpha, sigma, eps, parallel=parallel,
                                      out=(_scratch("res_h", (h, w - 1)), _scratch("res_v", (h - 1, w))))
     system, coarse_guide = _homogenise(t_hat, res_h, res_v, cell, eps * eps / alpha, parallel)
+    spread_guide = _spread_cells(coarse_guide, cell, "spread_guide")
+    weights = tuple(_scratch(f"jbu_w{index}", (h, w)) for index in range(4))
+    inv_den = _scratch("inv_den", (h, w))
 
-    def prepare() -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-        # Everything that does not need the coarse solution (the resistances
-        # become conductances: the coarse terms no longer need them).
-        return (_upsampling_weights(coarse_guide, t_hat, cell, JBU_RANGE_SIGMA),
-                _jacobi_terms(res_h, res_v))
+    def prepare() -> tuple[np.ndarray, np.ndarray]:
+        """Everything that does not need the coarse solution (the coarse terms no longer need the resistances)."""
+        _upsampling_weights(spread_guide, t_hat, cell, JBU_RANGE_SIGMA, weights)
+        return _jacobi_terms(res_h, res_v, inv_den)
 
-    # The coarse solve holds no lock (LAPACK through ctypes): the helper runs
-    # it while this thread prepares the rest.
-    (weights, jacobi), coarse_t = _run_pair(prepare, lambda: _solve_grid_system(*system), parallel)
+    # The helper solves the coarse grid (LAPACK through ctypes releases the
+    # GIL) while this thread prepares the rest.  (Factoring two halves of the
+    # grid at once, one per thread, then preparing in halves was slower at
+    # both 640 x 480 and 1280 x 720: the two factorisations compete for the
+    # caches.)
+    (c_h, c_v), coarse_t = _run_pair(prepare, lambda: _solve_grid_system(*system), parallel)
     t = _scratch("illumination", (h, w)) if scratch_result else np.empty((h, w), np.float32)
-    _joint_bilateral_upsample(coarse_t.astype(np.float32), weights, cell, t, parallel)
-    return _jacobi_sweeps(t, t_hat, *jacobi, sweeps=JACOBI_SWEEPS, parallel=parallel)
+    spread_t = _spread_cells(coarse_t.astype(np.float32), cell, "spread_t")
+    _by_row_halves(functools.partial(_joint_bilateral_upsample, spread_t, weights, cell, t), h, parallel)
+    return _jacobi_sweeps(t, t_hat, c_h, c_v, inv_den, sweeps=JACOBI_SWEEPS, parallel=parallel)
 
 
 def _edge_resistances(t_hat: np.ndarray, alpha: float, sigma: float, eps: float,
@@ -661,64 +671,97 @@ def _solve_grid_system(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rh
     bandwidth is ``min(rows, cols)``: for the few thousand cells of the fast
     solver this is 2-3x faster than SuperLU.  (A float32 factorisation with
     float64 refinement was no faster here: the fill-in decays into float32
-    denormals.)  LAPACK is called through ctypes, which releases the GIL
-    (:func:`_lapack_without_gil`).  BLAS is held to one thread during the
-    call: on such small bands OpenBLAS threads mostly wait on each other (up
-    to 10x slower on a busy 2-core machine).
+    denormals.)
     """
-    transposed = diag.shape[1] > diag.shape[0]
-    if transposed:  # column-major order: neighbours along a column become adjacent
-        diag, east, south, rhs = diag.T, south.T, east.T, rhs.T
-    rows, cols = diag.shape
-    n = rows * cols
-    # LAPACK's band storage, (cols + 1) x n in Fortran order, built as its
-    # C-order transpose in a scratch buffer and factored in place: neither
-    # transposed nor copied (a fresh 2 MB band per call cost more in page
-    # faults than the triangular solves).
-    band = _scratch("band", (n, cols + 1), np.float64)
-    band.fill(0.0)
-    band[:, 0] = diag.ravel()
-    band[: n - 1, 1] = -east.ravel()[: n - 1]
-    if rows > 1:
-        band[: n - cols, cols] = -south.ravel()[: n - cols]
+    diag, east, south, rhs, transposed = _banded_orientation(diag, east, south, rhs)
+    band = _scratch("band", (diag.size, diag.shape[1] + 1), np.float64)
+    x = np.array(rhs.ravel(), dtype=np.float64)
     with _one_blas_thread():
-        x, info = _banded_cholesky_solve(band, rhs.ravel())
-    if info != 0:  # not reached for finite weights; keep a safe path anyway
-        east_band, south_band = -east.ravel()[: n - 1], -south.ravel()[: n - cols]
-        matrix = sp.diags([diag.ravel(), east_band, east_band, south_band, south_band],
-                          [0, 1, -1, cols, -cols], shape=(n, n), format="csc")
-        x = spla.spsolve(matrix, rhs.ravel())
-    x = np.asarray(x, dtype=np.float64).reshape(rows, cols)
+        info = _band_cholesky(_fill_band(band, diag, east, south))
+        if info == 0:
+            info = _band_triangular_solve(band, x, transpose=False) or _band_triangular_solve(band, x, transpose=True)
+    if info != 0:
+        return _solve_grid_system_sparse(diag, east, south, rhs, transposed)
+    x = x.reshape(diag.shape)
     return x.T if transposed else x
 
 
-def _banded_cholesky_solve(band: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, int]:
-    """LAPACK ``dpbtrf`` + ``dpbtrs`` on a C-order ``n x (kd + 1)`` lower band (factored in place).
+def _banded_orientation(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rhs: np.ndarray):
+    """The grid transposed if it is wider than tall (``rows >= cols``: the band is ``cols`` wide), and whether it was."""
+    if diag.shape[1] > diag.shape[0]:  # column-major order: neighbours along a column become adjacent
+        return diag.T, south.T, east.T, rhs.T, True
+    return diag, east, south, rhs, False
 
-    Returns the solution (a fresh float64 array) and LAPACK's ``info``.
+
+def _fill_band(band: np.ndarray, diag: np.ndarray, east: np.ndarray, south: np.ndarray) -> np.ndarray:
+    """LAPACK's lower band storage of the grid matrix, as its C-order transpose ``n x (cols + 1)`` (in ``band``).
+
+    Built in a reused buffer and factored in place: neither transposed nor
+    copied (a fresh 2 MB band per call cost more in page faults than the
+    triangular solves).
+    """
+    n, cols = diag.size, diag.shape[1]
+    band.fill(0.0)
+    band[:, 0] = diag.ravel()
+    band[: n - 1, 1] = -east.ravel()[: n - 1]
+    if n > cols:
+        band[: n - cols, cols] = -south.ravel()[: n - cols]
+    return band
+
+
+def _solve_grid_system_sparse(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rhs: np.ndarray,
+                              transposed: bool) -> np.ndarray:
+    """The safe path (SuperLU) if the band factorisation fails -- not reached for finite weights."""
+    n, cols = diag.size, diag.shape[1]
+    east_band, south_band = -east.ravel()[: n - 1], -south.ravel()[: n - cols]
+    matrix = sp.diags([diag.ravel(), east_band, east_band, south_band, south_band],
+                      [0, 1, -1, cols, -cols], shape=(n, n), format="csc")
+    x = np.asarray(spla.spsolve(matrix, rhs.ravel()), dtype=np.float64).reshape(diag.shape)
+    return x.T if transposed else x
+
+
+def _band_cholesky(band: np.ndarray) -> int:
+    """LAPACK ``dpbtrf`` in place on a C-order ``n x (kd + 1)`` lower band; LAPACK's ``info``.
+
+    Called through ctypes, which releases the GIL (:func:`_lapack_without_gil`);
+    BLAS should be held to one thread (:func:`_one_blas_thread`): on such
+    small bands OpenBLAS threads mostly wait on each other (up to 10x slower
+    on a busy 2-core machine).
     """
     n, kd = band.shape[0], band.shape[1] - 1
-    x = np.array(rhs, dtype=np.float64)
-    factor, solve = _lapack_without_gil("dpbtrf"), _lapack_without_gil("dpbtrs")
-    if factor is None or solve is None or not band.flags.c_contiguous:
-        banded, info = lapack.dpbtrf(band.T, lower=1, overwrite_ab=1)
-        if info == 0:
-            x, info = lapack.dpbtrs(banded, x, lower=1)
-        return x, info
-    size, width, lead, one, info = (ctypes.c_int(v) for v in (n, kd, kd + 1, 1, 0))
+    factor = _lapack_without_gil("dpbtrf")
+    if factor is None:
+        factored, info = lapack.dpbtrf(band.T, lower=1, overwrite_ab=1)
+        if not np.shares_memory(factored, band):
+            band.T[...] = factored
+        return int(info)
+    size, width, lead, info = (ctypes.c_int(v) for v in (n, kd, kd + 1, 0))
     factor(b"L", ctypes.byref(size), ctypes.byref(width), band.ctypes.data, ctypes.byref(lead), ctypes.byref(info))
-    if info.value == 0:
-        solve(b"L", ctypes.byref(size), ctypes.byref(width), ctypes.byref(one), band.ctypes.data,
-              ctypes.byref(lead), x.ctypes.data, ctypes.byref(size), ctypes.byref(info))
-    return x, info.value
+    return info.value
+
+
+def _band_triangular_solve(band: np.ndarray, x: np.ndarray, transpose: bool) -> int:
+    """``L x = b`` (or ``L^T x = b``) in place in float64 ``x`` with a :func:`_band_cholesky` factor; LAPACK's ``info``."""
+    n, kd = band.shape[0], band.shape[1] - 1
+    solve = _lapack_without_gil("dtbtrs")
+    trans = b"T" if transpose else b"N"
+    if solve is None:
+        solution, info = lapack.dtbtrs(band.T, x[:, None], uplo="L", trans=trans, diag="N")
+        x[...] = solution[:, 0]
+        return int(info)
+    size, width, one, lead, info = (ctypes.c_int(v) for v in (n, kd, 1, kd + 1, 0))
+    solve(b"L", trans, b"N", ctypes.byref(size), ctypes.byref(width), ctypes.byref(one), band.ctypes.data,
+          ctypes.byref(lead), x.ctypes.data, ctypes.byref(size), ctypes.byref(info))
+    return info.value
 
 
 _INT_P = ctypes.POINTER(ctypes.c_int)
 _LAPACK_ARGUMENTS = {
     # uplo, n, kd, ab, ldab, info
     "dpbtrf": (ctypes.c_char_p, _INT_P, _INT_P, ctypes.c_void_p, _INT_P, _INT_P),
-    # uplo, n, kd, nrhs, ab, ldab, b, ldb, info
-    "dpbtrs": (ctypes.c_char_p, _INT_P, _INT_P, _INT_P, ctypes.c_void_p, _INT_P, ctypes.c_void_p, _INT_P, _INT_P),
+    # uplo, trans, diag, n, kd, nrhs, ab, ldab, b, ldb, info
+    "dtbtrs": (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, _INT_P, _INT_P, _INT_P, ctypes.c_void_p, _INT_P,
+               ctypes.c_void_p, _INT_P, _INT_P),
 }
 
 
@@ -884,18 +927,21 @@ def _homogenise(t_hat: np.ndarray, res_h: np.ndarray, res_v: np.ndarray, cell: i
     # Access paths: a pixel reaches its node along its row to the node
     # column, then along the node column (node row for vertical bundles).
     # They count strong edges only, scaled by the access weight.
-    def strong(name: str, resistances: np.ndarray) -> np.ndarray:
-        edges = cv2.threshold(resistances, ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO,
-                              dst=_scratch(name, resistances.shape))[1]
+    # (The buffers are this thread's even where the helper fills them: see :func:`_run_pair`.)
+    strong_h, strong_v = _scratch("strong_h", (hp, wp - 1)), _scratch("strong_v", (hp - 1, wp))
+    node_cols = np.minimum(np.arange(cols) * cell + half, w - 1)
+    node_rows = np.minimum(np.arange(rows) * cell + half, h - 1)
+
+    def strong(resistances: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        cv2.threshold(resistances, ACCESS_MIN_RESISTANCE, 0, cv2.THRESH_TOZERO, dst=edges)
         edges *= np.float32(ACCESS_WEIGHT)
         return edges
 
-    strong_h, strong_v = _run_pair(lambda: strong("strong_h", pad_h[:, : wp - 1]),
-                                   lambda: strong("strong_v", pad_v[: hp - 1]), parallel)
-    node_cols = np.minimum(np.arange(cols) * cell + half, w - 1)
-    node_rows = np.minimum(np.arange(rows) * cell + half, h - 1)
-    to_node_col = _access_resistance(np.ascontiguousarray(strong_v[:, node_cols]), cell, axis=0)   # hp x cols
-    to_node_row = _access_resistance(strong_h[node_rows], cell, axis=1)                            # rows x wp
+    to_node_row, to_node_col = _run_pair(   # rows x wp and hp x cols
+        lambda: _access_resistance(strong(pad_h[:, : wp - 1], strong_h)[node_rows], cell, axis=1),
+        lambda: _access_resistance(np.ascontiguousarray(strong(pad_v[: hp - 1], strong_v)[:, node_cols]), cell,
+                                   axis=0),
+        parallel)
 
     cell_count, cell_sum, east, south = (np.zeros((rows, cols)) for _ in range(4))
     # per cell, the data weight (and weighted t_hat) of its upper and lower
@@ -1034,24 +1080,25 @@ def _half_cell_sums(values: np.ndarray, cell: int, rows: int, cols: int) -> tupl
     return (_block_sum(upper, rows, cols).astype(np.float64), _block_sum(lower, rows, cols).astype(np.float64))
 
 
-def _jacobi_terms(res_h: np.ndarray, res_v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _jacobi_terms(res_h: np.ndarray, res_v: np.ndarray, inv_den: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The conductances and ``1 / (1 + sum c)`` of the full-resolution system, for :func:`_jacobi_sweeps`.
 
     Args:
         res_h, res_v: float32 fine edge resistances ``1 / (alpha W~)``
             (overwritten with their reciprocals, the conductances).
+        inv_den: float32 ``H x W`` buffer, filled with ``1 / (1 + sum c)``
+            over each pixel's edges.
 
     Returns:
-        ``(c_h, c_v, inv_den)``, float32 (``inv_den`` a scratch buffer).
+        ``(c_h, c_v)``: ``res_h`` and ``res_v``, now conductances.
     """
     c_h = np.reciprocal(res_h, out=res_h)
     c_v = np.reciprocal(res_v, out=res_v)
-    h, w = c_h.shape[0], c_v.shape[1]
-    inv_den = _scratch("inv_den", (h, w))
     inv_den.fill(1.0)
     for conductance, here in ((c_h, np.s_[:, :-1]), (c_h, np.s_[:, 1:]), (c_v, np.s_[:-1]), (c_v, np.s_[1:])):
         cv2.add(inv_den[here], conductance, dst=inv_den[here])
-    return c_h, c_v, cv2.divide(1.0, inv_den, dst=inv_den)
+    cv2.divide(1.0, inv_den, dst=inv_den)
+    return c_h, c_v
 
 
 def _jacobi_sweeps(t: np.ndarray, t_hat: np.ndarray, c_h: np.ndarray, c_v: np.ndarray, inv_den: np.ndarray,
@@ -1138,8 +1185,8 @@ def _cell_view(spread: np.ndarray, corner: tuple[int, int], cell: int, h: int, w
     return spread[y0 : y0 + h, x0 : x0 + w]
 
 
-def _upsampling_weights(coarse_guide: np.ndarray, guide: np.ndarray, cell: int,
-                        range_sigma: float) -> tuple[np.ndarray, ...]:
+def _upsampling_weights(spread_guide: np.ndarray, guide: np.ndarray, cell: int, range_sigma: float,
+                        weights: tuple[np.ndarray, ...]) -> None:
     """Joint bilateral upsampling weights of the 2 x 2 cells around each pixel, normalised to sum 1.
 
     Cell ``(I, J)`` sits at fine position ``((I + 0.5) k - 0.5, (J + 0.5) k - 0.5)``;
@@ -1149,17 +1196,13 @@ def _upsampling_weights(coarse_guide: np.ndarray, guide: np.ndarray, cell: int,
     computes them during the coarse solve.
 
     Args:
-        coarse_guide: float32 ``rows x cols`` cell means of the guide.
+        spread_guide: :func:`_spread_cells` of the float32 cell means of the guide.
         guide: float32 ``H x W`` full-resolution ``T_hat``.
-
-    Returns:
-        Four float32 ``H x W`` scratch buffers, in :data:`_CORNERS` order.
+        weights: four float32 ``H x W`` arrays for the result, in :data:`_CORNERS` order.
     """
     h, w = guide.shape
-    spread_guide = _spread_cells(coarse_guide, cell, "spread_guide")
     bilinear = _bilinear_weights(h, w, cell)
     scale = -0.5 / (range_sigma * range_sigma)
-    weights = tuple(_scratch(f"jbu_w{index}", (h, w)) for index in range(4))
     total = _scratch("jbu_den", (h, w))
     for index, corner in enumerate(_CORNERS):
         weight = weights[index]
@@ -1178,37 +1221,25 @@ def _upsampling_weights(coarse_guide: np.ndarray, guide: np.ndarray, cell: int,
     cv2.divide(1.0, total, dst=total)
     for weight in weights:
         cv2.multiply(weight, total, dst=weight)
-    return weights
 
 
-def _joint_bilateral_upsample(coarse_t: np.ndarray, weights: tuple[np.ndarray, ...], cell: int,
-                              dst: np.ndarray, parallel: bool = False) -> np.ndarray:
-    """Upsample cell values to full resolution with :func:`_upsampling_weights`' weights.
+def _joint_bilateral_upsample(spread_t: np.ndarray, weights: tuple[np.ndarray, ...], cell: int,
+                              dst: np.ndarray, r0: int, r1: int) -> None:
+    """Rows ``r0 .. r1 - 1`` of the upsampled cell values, with :func:`_upsampling_weights`' weights, into ``dst``.
 
     Args:
-        coarse_t: float32 ``rows x cols`` cell values.
-        weights: the four ``H x W`` weight arrays.
-        dst: float32 ``H x W`` buffer for the result.
-        parallel: the bottom half of the rows on the helper thread.
-
-    Returns:
-        ``dst``, in ``[0, 1]``.
+        spread_t: :func:`_spread_cells` of the float32 cell values.
+        dst: float32 ``H x W``; the rows come out in ``[0, 1]``.
     """
     h, w = dst.shape
-    spread_t = _spread_cells(coarse_t, cell, "spread_t")
-
-    def upsample_rows(r0: int, r1: int) -> None:
-        out = dst[r0:r1]
-        for index, corner in enumerate(_CORNERS):
-            cell_t = _cell_view(spread_t, corner, cell, h, w)[r0:r1]
-            if index == 0:
-                cv2.multiply(weights[0][r0:r1], cell_t, dst=out)
-            else:
-                cv2.accumulateProduct(weights[index][r0:r1], cell_t, out)    # out += weight * t in one pass
-        np.clip(out, 0.0, 1.0, out=out)
-
-    _by_row_halves(upsample_rows, h, parallel)
-    return dst
+    out = dst[r0:r1]
+    for index, corner in enumerate(_CORNERS):
+        cell_t = _cell_view(spread_t, corner, cell, h, w)[r0:r1]
+        if index == 0:
+            cv2.multiply(weights[0][r0:r1], cell_t, dst=out)
+        else:
+            cv2.accumulateProduct(weights[index][r0:r1], cell_t, out)    # out += weight * t in one pass
+    np.clip(out, 0.0, 1.0, out=out)
 
 
 # ---------------------------------------------------------------------------
