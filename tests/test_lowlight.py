@@ -375,6 +375,28 @@ def test_the_helper_is_replaced_after_a_fork():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.parametrize("shape", [(6, 6), (9, 6), (6, 9), (13, 13), (60, 80), (31, 7)])
+def test_red_black_reduction_solves_the_grid_exactly(monkeypatch, shape):
+    """Eliminating the red cells first gives the direct solution, on even and odd widths and wild weights."""
+    rng = np.random.default_rng(12)
+    rows, cols = shape
+    east, south = rng.uniform(0, 50, shape), rng.uniform(0, 50, shape)
+    east[rng.random(shape) < 0.2] *= 1e-6      # cut edges and near-shorts, as around street lights
+    south[rng.random(shape) < 0.2] *= 1e5
+    east[:, -1], south[-1, :] = 0, 0
+    diag = rng.uniform(0.01, 1, shape) + east + south
+    diag[:, 1:] += east[:, :-1]
+    diag[1:, :] += south[:-1, :]
+    rhs = rng.uniform(0, 1, shape)
+    expected = lowlight._solve_grid_system_sparse(diag, east, south, rhs)
+    red_black = lowlight._solve_grid_system(diag, east, south, rhs)
+    monkeypatch.setattr(lowlight, "RED_BLACK_MIN_WIDTH", 10**9)
+    banded = lowlight._solve_grid_system(diag, east, south, rhs)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(red_black, expected, rtol=0, atol=1e-9 * scale)
+    np.testing.assert_allclose(banded, expected, rtol=0, atol=1e-9 * scale)
+
+
 def test_coarse_solve_without_the_ctypes_route_is_the_same(monkeypatch):
     """SciPy exports the banded Cholesky with the expected signature; its f2py wrappers give the same solution."""
     assert lowlight._lapack_without_gil("dpbtrf") is not None and lowlight._lapack_without_gil("dtbtrs") is not None

@@ -346,17 +346,17 @@ _SCRATCH_SLOTS = {
     #                  repeat (f2), access edges (f4), beside (f3),
     #                  toward (f5); then split (f2), weight_own (f4),
     #                  weight_beside (f5), weighted (f1)        -> dead
-    #   during the coarse solve: jbu_w0-3 (f1-f4), jbu_den (f5) -> dead,
-    #                  then inv_den (f5)
+    #   during the coarse solve (on the helper, with inv_den, a buffer of
+    #                  its own): jbu_w0-3 (f1-f4), jbu_den (f5)
     #   upsampling:    reads jbu_w0-3                           -> dead
-    #   Jacobi:        jacobi_next (f1), inv_den (f5)           -> dead
+    #   Jacobi:        jacobi_next (f1), inv_den                -> dead
     #   recovery:      recover_t (f1)
     "grad": "tmp", "strong_h": "tmp", "strong_v": "tmp",
     "own": "f1", "weighted": "f1", "jbu_w0": "f1", "jacobi_next": "f1", "recover_t": "f1",
     "repeat": "f2", "split": "f2", "jbu_w1": "f2",
     "beside": "f3", "jbu_w2": "f3",
     "access_edges": "f4", "weight_own": "f4", "jbu_w3": "f4",
-    "toward": "f5", "weight_beside": "f5", "jbu_den": "f5", "inv_den": "f5",
+    "toward": "f5", "weight_beside": "f5", "jbu_den": "f5",
 }
 SCRATCH_MAX_THREADS = max(2, os.cpu_count() or 1)
 """At most this many calling threads keep scratch buffers at once (the helper thread always does).
@@ -614,17 +614,17 @@ def _refine_fast(t_hat_u8: np.ndarray, alpha: float, sigma: float, eps: float, c
     weights = tuple(_scratch(f"jbu_w{index}", (h, w)) for index in range(4))
     inv_den = _scratch("inv_den", (h, w))
 
-    def prepare() -> tuple[np.ndarray, np.ndarray]:
-        """Everything that does not need the coarse solution (the coarse terms no longer need the resistances)."""
-        _upsampling_weights(spread_guide, t_hat, cell, JBU_RANGE_SIGMA, weights)
-        return _jacobi_terms(res_h, res_v, inv_den)
+    def solve() -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        # (then the Jacobi terms: the coarse terms no longer need the resistances)
+        return _solve_grid_system(*system), _jacobi_terms(res_h, res_v, inv_den)
 
     # The helper solves the coarse grid (LAPACK through ctypes releases the
-    # GIL) while this thread prepares the rest.  (Factoring two halves of the
-    # grid at once, one per thread, then preparing in halves was slower at
-    # both 640 x 480 and 1280 x 720: the two factorisations compete for the
-    # caches.)
-    (c_h, c_v), coarse_t = _run_pair(prepare, lambda: _solve_grid_system(*system), parallel)
+    # GIL) while this thread prepares the upsampling, which needs only the
+    # cells' guide values.  (Factoring two halves of the grid at once, one
+    # per thread, was slower at both 640 x 480 and 1280 x 720: the two
+    # factorisations compete for the caches.)
+    _, (coarse_t, (c_h, c_v)) = _run_pair(
+        lambda: _upsampling_weights(spread_guide, t_hat, cell, JBU_RANGE_SIGMA, weights), solve, parallel)
     t = _scratch("illumination", (h, w)) if scratch_result else np.empty((h, w), np.float32)
     spread_t = _spread_cells(coarse_t.astype(np.float32), cell, "spread_t")
     _by_row_halves(functools.partial(_joint_bilateral_upsample, spread_t, weights, cell, t), h, parallel)
@@ -669,21 +669,129 @@ def _solve_grid_system(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rh
 
     Banded Cholesky (LAPACK ``pbtrf``) with the grid ordered so that the
     bandwidth is ``min(rows, cols)``: for the few thousand cells of the fast
-    solver this is 2-3x faster than SuperLU.  (A float32 factorisation with
-    float64 refinement was no faster here: the fill-in decays into float32
-    denormals.)
+    solver this is 2-3x faster than SuperLU.  Grids at least
+    :data:`RED_BLACK_MIN_WIDTH` wide first eliminate half the unknowns
+    exactly (:func:`_reduce_red_black`): half the work again.  (A float32
+    factorisation with float64 refinement was no faster: the fill-in decays
+    into float32 denormals.)
     """
     diag, east, south, rhs, transposed = _banded_orientation(diag, east, south, rhs)
-    band = _scratch("band", (diag.size, diag.shape[1] + 1), np.float64)
-    x = np.array(rhs.ravel(), dtype=np.float64)
-    with _one_blas_thread():
-        info = _band_cholesky(_fill_band(band, diag, east, south))
-        if info == 0:
-            info = _band_triangular_solve(band, x, transpose=False) or _band_triangular_solve(band, x, transpose=True)
-    if info != 0:
-        return _solve_grid_system_sparse(diag, east, south, rhs, transposed)
-    x = x.reshape(diag.shape)
+    if diag.shape[1] >= RED_BLACK_MIN_WIDTH:
+        x = _solve_red_black(diag, east, south, rhs)
+    else:
+        x = _solve_banded(diag, east, south, rhs)
+    if x is None:
+        x = _solve_grid_system_sparse(diag, east, south, rhs)
     return x.T if transposed else x
+
+
+RED_BLACK_MIN_WIDTH = 6
+"""Narrowest grid (after :func:`_banded_orientation`) solved by red-black reduction (its band needs 3 black cells a row)."""
+
+
+def _solve_banded(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+    """The grid system by banded Cholesky in row-major order (bandwidth ``cols``); None if LAPACK fails."""
+    band = _fill_band(_scratch("band", (diag.size, diag.shape[1] + 1), np.float64), diag, east, south)
+    x = np.array(rhs.ravel(), dtype=np.float64)
+    return x.reshape(diag.shape) if _band_solve(band, x) == 0 else None
+
+
+def _band_solve(band: np.ndarray, x: np.ndarray) -> int:
+    """Factor ``band`` in place and solve for ``x`` in place (one BLAS thread); LAPACK's ``info``."""
+    with _one_blas_thread():
+        return (_band_cholesky(band) or _band_triangular_solve(band, x, transpose=False)
+                or _band_triangular_solve(band, x, transpose=True))
+
+
+def _solve_red_black(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+    """The grid system by red-black reduction: black cells by banded Cholesky, red ones from them; None if LAPACK fails.
+
+    Colour the grid like a checkerboard, red where ``i + j`` is even.  Red
+    cells touch only black ones, so eliminating them is exact and local: the
+    black cells' Schur complement couples each black cell to the eight
+    black cells two steps away (``(i, j +- 2)``, ``(i +- 2, j)``,
+    ``(i +- 1, j +- 1)``).  In row-major order over the black cells that is
+    a band as wide as the grid (``cols``), but over half the unknowns: half
+    the factorisation's work.  Then ``x_red = (rhs + sum w x_black) / diag``.
+    """
+    rows, cols = diag.shape
+    if cols % 2:    # an isolated extra column (diag 1, no couplings) gives every row cols / 2 black cells
+        diag, east, south, rhs = (np.pad(a, ((0, 0), (0, 1)), constant_values=v)
+                                  for a, v in ((diag, 1.0), (east, 0.0), (south, 0.0), (rhs, 0.0)))
+    half_width = diag.shape[1] // 2
+    diag_b, rhs_b, couplings = _reduce_red_black(diag, east, south, rhs)
+    band = _scratch("band", (rows * half_width, 2 * half_width + 1), np.float64)
+    band.fill(0.0)
+    # Lower band storage (band[p, d] = A[p + d, p]) in black row-major order,
+    # black cell k of row i at column 2k + 1 (even i) or 2k (odd i): the cell
+    # to the east is d = 1, two rows down d = 2K, and the diagonal neighbours
+    # one row down d = K, K + 1 (even i) or K - 1, K (odd i).
+    per_cell = band.reshape(rows, half_width, 2 * half_width + 1)
+    per_cell[:, :, 0] = _black_cells(diag_b)
+    east_2, south_2, south_east, south_west = (-_black_cells(c) for c in couplings)
+    per_cell[:, :, 1] = east_2
+    per_cell[:, :, 2 * half_width] = south_2
+    per_cell[0::2, :, half_width] = south_west[0::2]
+    per_cell[0::2, :, half_width + 1] = south_east[0::2]
+    per_cell[1::2, :, half_width - 1] = south_west[1::2]
+    per_cell[1::2, :, half_width] = south_east[1::2]
+    x_b = _black_cells(rhs_b).ravel()
+    if _band_solve(band, x_b) != 0:
+        return None
+    x = np.zeros(diag.shape)
+    x[0::2, 1::2], x[1::2, 0::2] = x_b.reshape(rows, half_width)[0::2], x_b.reshape(rows, half_width)[1::2]
+    # Red cells: their neighbours are all black, now known.
+    red = (rhs + east * _shifted(x, 0, 1) + _shifted(east * x, 0, -1)
+           + south * _shifted(x, 1, 0) + _shifted(south * x, -1, 0)) / diag
+    x[0::2, 0::2], x[1::2, 1::2] = red[0::2, 0::2], red[1::2, 1::2]
+    return x[:, :cols]
+
+
+def _reduce_red_black(diag: np.ndarray, east: np.ndarray, south: np.ndarray,
+                      rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """Eliminate the red cells (``i + j`` even) of the grid system: the black cells' system.
+
+    A red cell ``r`` with links ``w_1 .. w_4`` to its (black) neighbours
+    adds ``-w_a^2 / diag_r`` to neighbour ``a``'s diagonal,
+    ``w_a rhs_r / diag_r`` to its right-hand side and a link
+    ``w_a w_b / diag_r`` between neighbours ``a`` and ``b``.  Computed for
+    every cell as if it were black (the black entries are the answer).
+
+    Returns:
+        Diagonal and right-hand side, and the links of each cell to the
+        cells at ``(i, j + 2)``, ``(i + 2, j)``, ``(i + 1, j + 1)`` and
+        ``(i + 1, j - 1)`` (all ``rows x cols`` float64; positive, the matrix
+        entries are their negatives).
+    """
+    inv = 1.0 / diag
+    r = rhs * inv
+    east_inv, south_inv = east * inv, south * inv
+    # east^2 / diag of the red cell to the east, the same to the west, south, north
+    diag_b = diag - (east * east * _shifted(inv, 0, 1) + _shifted(east * east_inv, 0, -1)
+                     + south * south * _shifted(inv, 1, 0) + _shifted(south * south_inv, -1, 0))
+    rhs_b = rhs + east * _shifted(r, 0, 1) + _shifted(east * r, 0, -1) + south * _shifted(r, 1, 0) + _shifted(south * r, -1, 0)
+    east_2 = east * _shifted(east_inv, 0, 1)                                        # via the red cell (i, j + 1)
+    south_2 = south * _shifted(south_inv, 1, 0)                                     # via (i + 1, j)
+    south_east = east * _shifted(south_inv, 0, 1) + south * _shifted(east_inv, 1, 0)   # via (i, j + 1) or (i + 1, j)
+    south_west = (_shifted(east * south_inv, 0, -1)                                 # via (i, j - 1)
+                  + south * _shifted(_shifted(east, 0, -1) * inv, 1, 0))            # via (i + 1, j)
+    return diag_b, rhs_b, (east_2, south_2, south_east, south_west)
+
+
+def _shifted(values: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``out[i, j] = values[i + dy, j + dx]``, 0 outside the grid."""
+    h, w = values.shape
+    out = np.zeros_like(values)
+    out[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = \
+        values[max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)]
+    return out
+
+
+def _black_cells(values: np.ndarray) -> np.ndarray:
+    """The black cells (``i + j`` odd) of an even-width grid, ``rows x cols / 2`` in row order."""
+    out = np.empty((values.shape[0], values.shape[1] // 2))
+    out[0::2], out[1::2] = values[0::2, 1::2], values[1::2, 0::2]
+    return out
 
 
 def _banded_orientation(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rhs: np.ndarray):
@@ -709,15 +817,13 @@ def _fill_band(band: np.ndarray, diag: np.ndarray, east: np.ndarray, south: np.n
     return band
 
 
-def _solve_grid_system_sparse(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rhs: np.ndarray,
-                              transposed: bool) -> np.ndarray:
+def _solve_grid_system_sparse(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """The safe path (SuperLU) if the band factorisation fails -- not reached for finite weights."""
     n, cols = diag.size, diag.shape[1]
     east_band, south_band = -east.ravel()[: n - 1], -south.ravel()[: n - cols]
     matrix = sp.diags([diag.ravel(), east_band, east_band, south_band, south_band],
                       [0, 1, -1, cols, -cols], shape=(n, n), format="csc")
-    x = np.asarray(spla.spsolve(matrix, rhs.ravel()), dtype=np.float64).reshape(diag.shape)
-    return x.T if transposed else x
+    return np.asarray(spla.spsolve(matrix, rhs.ravel()), dtype=np.float64).reshape(diag.shape)
 
 
 def _band_cholesky(band: np.ndarray) -> int:
