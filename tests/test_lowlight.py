@@ -379,7 +379,6 @@ def test_the_helper_is_replaced_after_a_fork():
 def test_red_black_reduction_solves_the_grid_exactly(monkeypatch, shape):
     """Eliminating the red cells first gives the direct solution, on even and odd widths and wild weights."""
     rng = np.random.default_rng(12)
-    rows, cols = shape
     east, south = rng.uniform(0, 50, shape), rng.uniform(0, 50, shape)
     east[rng.random(shape) < 0.2] *= 1e-6      # cut edges and near-shorts, as around street lights
     south[rng.random(shape) < 0.2] *= 1e5
