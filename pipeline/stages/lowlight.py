@@ -32,11 +32,15 @@ Two solvers for step 2:
   8 x 8-pixel cells (series along the path between cell nodes, access
   resistances from each pixel row to its node, parallel across; each pixel's
   data term split between its own node and the vertical neighbour's), that
-  small system is solved exactly (banded Cholesky), the cell values come back to
-  full resolution by joint bilateral upsampling guided by ``T_hat``, and two
-  full-resolution Jacobi sweeps restore detail inside the cells.
-  Milliseconds per frame; its error against ``"exact"`` is measured in
-  ``benchmarks/bench_lowlight.py`` (BENCHMARKS.md).
+  small system is solved exactly (red-black reduction, banded Cholesky), the
+  cell values come back to full resolution by joint bilateral upsampling
+  guided by ``T_hat``, and two full-resolution Jacobi sweeps restore detail
+  inside the cells.  Milliseconds per frame; its error against ``"exact"`` is
+  measured in ``benchmarks/bench_lowlight.py`` (BENCHMARKS.md).  On frames
+  from about 480 x 360 up, a helper thread takes half of each
+  full-resolution step and runs the coarse solve meanwhile
+  (:data:`PARALLEL_MIN_PIXELS`): the same result, a third less time on two
+  cores.
 
 The stage works on whole frames (before detection, so that faces in the dark
 can be found at all) and on face crops alike: it is a pure ``uint8 RGB ->
@@ -363,8 +367,8 @@ SCRATCH_MAX_THREADS = max(2, os.cpu_count() or 1)
 
 A server calls the stage from a pool of dozens of worker threads; kept
 buffers only pay off where frames keep coming, and this cap bounds their
-memory (about 30 MB per thread at 640 x 480, 100 MB at 1280 x 720, plus
-the helper's half of that).  Other threads allocate as usual.
+memory (about 20 MB per thread at 640 x 480, 65 MB at 1280 x 720, plus
+the helper thread's 7 and 23 MB).  Other threads allocate as usual.
 """
 _scratch_store = threading.local()
 _scratch_owners: weakref.WeakSet[threading.Thread] = weakref.WeakSet()   # a dead thread drops out
@@ -428,15 +432,16 @@ def _may_keep_scratch() -> bool:
 # ---------------------------------------------------------------------------
 # the helper thread
 # ---------------------------------------------------------------------------
-PARALLEL_MIN_PIXELS = 100_000
+PARALLEL_MIN_PIXELS = 150_000
 """Frames at least this large share the fast solver's work with a helper thread.
 
 On machines with two or more cores, the full-resolution steps run as two
-bands of rows (this thread and the helper) and the coarse solve runs on the
-helper while this thread prepares the upsampling: at 640 x 480 that takes
-the call from ~27 to ~XX ms on the 2-core benchmark machine
-(BENCHMARKS.md).  Below this size (face crops) a hand-over (~0.1 ms) costs
-more than it saves.
+bands of rows (this thread and the helper; the same arithmetic, so the same
+result) and the coarse solve runs on the helper while this thread prepares
+the upsampling.  On the 2-core benchmark machine that takes a third off the
+call at 640 x 480 (BENCHMARKS.md); at 400 x 300 it was a tie and below that
+(face crops) the hand-overs (~0.05 ms each, eight per call) cost more than
+they save.
 """
 _Here = TypeVar("_Here")
 _There = TypeVar("_There")
@@ -549,7 +554,7 @@ def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma
        re-deriving the weights from a downsampled ``T_hat`` (which changes
        ``|grad T_hat|`` and so the weights by orders of magnitude).
     2. The coarse system (``~(H/k)(W/k)`` unknowns, five-point, SPD) is solved
-       exactly (banded Cholesky, :func:`_solve_grid_system`).
+       exactly (red-black reduction and banded Cholesky, :func:`_solve_grid_system`).
     3. The cell values are brought back to full resolution by joint bilateral
        upsampling guided by ``T_hat``: bilinear weights of the 2 x 2 nearest
        cells, times a Gaussian of the difference between the pixel's
@@ -569,7 +574,8 @@ def refine_illumination_fast(t_hat_u8: np.ndarray, *, alpha: float = 0.15, sigma
     lights and noise inside the cells (a city at night seen from above).
 
     Speed: full-resolution intermediates live in per-thread scratch buffers
-    (:func:`_scratch`); the result is a fresh array.
+    (:func:`_scratch`); the result is a fresh array.  Frames of at least
+    :data:`PARALLEL_MIN_PIXELS` share each step with a helper thread.
 
     Args:
         t_hat_u8: uint8 ``H x W`` initial illumination (max of R, G, B).
@@ -614,17 +620,16 @@ def _refine_fast(t_hat_u8: np.ndarray, alpha: float, sigma: float, eps: float, c
     weights = tuple(_scratch(f"jbu_w{index}", (h, w)) for index in range(4))
     inv_den = _scratch("inv_den", (h, w))
 
-    def solve() -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        # (then the Jacobi terms: the coarse terms no longer need the resistances)
-        return _solve_grid_system(*system), _jacobi_terms(res_h, res_v, inv_den)
+    def prepare() -> tuple[np.ndarray, np.ndarray]:
+        """Everything that needs no coarse solution (the coarse terms no longer need the resistances)."""
+        _upsampling_weights(spread_guide, t_hat, cell, JBU_RANGE_SIGMA, weights)
+        return _jacobi_terms(res_h, res_v, inv_den)
 
     # The helper solves the coarse grid (LAPACK through ctypes releases the
-    # GIL) while this thread prepares the upsampling, which needs only the
-    # cells' guide values.  (Factoring two halves of the grid at once, one
-    # per thread, was slower at both 640 x 480 and 1280 x 720: the two
-    # factorisations compete for the caches.)
-    _, (coarse_t, (c_h, c_v)) = _run_pair(
-        lambda: _upsampling_weights(spread_guide, t_hat, cell, JBU_RANGE_SIGMA, weights), solve, parallel)
+    # GIL) while this thread prepares the rest.  (Factoring two halves of the
+    # grid at once, one per thread, was slower at both 640 x 480 and
+    # 1280 x 720: the two factorisations compete for the caches.)
+    (c_h, c_v), coarse_t = _run_pair(prepare, lambda: _solve_grid_system(*system), parallel)
     t = _scratch("illumination", (h, w)) if scratch_result else np.empty((h, w), np.float32)
     spread_t = _spread_cells(coarse_t.astype(np.float32), cell, "spread_t")
     _by_row_halves(functools.partial(_joint_bilateral_upsample, spread_t, weights, cell, t), h, parallel)
