@@ -350,9 +350,9 @@ _SCRATCH_SLOTS = {
     #                  repeat (f2), access edges (f4), beside (f3),
     #                  toward (f5); then split (f2), weight_own (f4),
     #                  weight_beside (f5), weighted (f1)        -> dead
-    #   during the coarse solve (on the helper, with inv_den, a buffer of
-    #                  its own): jbu_w0-3 (f1-f4), jbu_den (f5)
-    #   upsampling:    reads jbu_w0-3                           -> dead
+    #   during the coarse solve (on the helper): jbu_w0-3 (f1-f4),
+    #                  jbu_den (f5); inv_den (a buffer of its own)
+    #   upsampling:    reads jbu_w0-3, jbu_den                  -> dead
     #   Jacobi:        jacobi_next (f1), inv_den                -> dead
     #   recovery:      recover_t (f1)
     "grad": "tmp", "strong_h": "tmp", "strong_v": "tmp",
@@ -618,11 +618,12 @@ def _refine_fast(t_hat_u8: np.ndarray, alpha: float, sigma: float, eps: float, c
     system, coarse_guide = _homogenise(t_hat, res_h, res_v, cell, eps * eps / alpha, parallel)
     spread_guide = _spread_cells(coarse_guide, cell, "spread_guide")
     weights = tuple(_scratch(f"jbu_w{index}", (h, w)) for index in range(4))
+    inv_total = _scratch("jbu_den", (h, w))
     inv_den = _scratch("inv_den", (h, w))
 
     def prepare() -> tuple[np.ndarray, np.ndarray]:
         """Everything that needs no coarse solution (the coarse terms no longer need the resistances)."""
-        _upsampling_weights(spread_guide, t_hat, cell, JBU_RANGE_SIGMA, weights)
+        _upsampling_weights(spread_guide, t_hat, cell, JBU_RANGE_SIGMA, weights, inv_total)
         return _jacobi_terms(res_h, res_v, inv_den)
 
     # The helper solves the coarse grid (LAPACK through ctypes releases the
@@ -632,7 +633,7 @@ def _refine_fast(t_hat_u8: np.ndarray, alpha: float, sigma: float, eps: float, c
     (c_h, c_v), coarse_t = _run_pair(prepare, lambda: _solve_grid_system(*system), parallel)
     t = _scratch("illumination", (h, w)) if scratch_result else np.empty((h, w), np.float32)
     spread_t = _spread_cells(coarse_t.astype(np.float32), cell, "spread_t")
-    _by_row_halves(functools.partial(_joint_bilateral_upsample, spread_t, weights, cell, t), h, parallel)
+    _by_row_halves(functools.partial(_joint_bilateral_upsample, spread_t, weights, inv_total, cell, t), h, parallel)
     return _jacobi_sweeps(t, t_hat, c_h, c_v, inv_den, sweeps=JACOBI_SWEEPS, parallel=parallel)
 
 
@@ -927,13 +928,15 @@ def _blas_controller():
 def _block_sum(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """Sum over equal blocks: ``values`` (``rows*a x cols*b`` float32) -> ``rows x cols`` float32.
 
-    ``cv2.resize`` with ``INTER_AREA`` and integer factors is an exact block
-    average (and several times faster than a numpy reshape-sum).
+    Along rows ``cv2.resize`` with ``INTER_AREA`` and an integer factor is an
+    exact block average, several times faster than a numpy reshape-sum.
     """
     h, w = values.shape
-    if (h, w) == (rows, cols):
-        return values.copy()
-    return cv2.resize(values, (cols, rows), interpolation=cv2.INTER_AREA) * np.float32((h // rows) * (w // cols))
+    if h != rows:   # down the columns first: numpy adds whole rows at a time, 3x faster than resize here
+        values = np.add.reduce(values.reshape(rows, h // rows, w), axis=1)
+    if w == cols:
+        return values if h != rows else values.copy()
+    return cv2.resize(values, (cols, rows), interpolation=cv2.INTER_AREA) * np.float32(w // cols)
 
 
 def _access_resistance(lines: np.ndarray, cell: int, axis: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -1297,8 +1300,8 @@ def _cell_view(spread: np.ndarray, corner: tuple[int, int], cell: int, h: int, w
 
 
 def _upsampling_weights(spread_guide: np.ndarray, guide: np.ndarray, cell: int, range_sigma: float,
-                        weights: tuple[np.ndarray, ...]) -> None:
-    """Joint bilateral upsampling weights of the 2 x 2 cells around each pixel, normalised to sum 1.
+                        weights: tuple[np.ndarray, ...], inv_total: np.ndarray) -> None:
+    """Joint bilateral upsampling weights of the 2 x 2 cells around each pixel, and one over their sum.
 
     Cell ``(I, J)`` sits at fine position ``((I + 0.5) k - 0.5, (J + 0.5) k - 0.5)``;
     the weight of a cell for a pixel is its bilinear weight times
@@ -1309,12 +1312,13 @@ def _upsampling_weights(spread_guide: np.ndarray, guide: np.ndarray, cell: int, 
     Args:
         spread_guide: :func:`_spread_cells` of the float32 cell means of the guide.
         guide: float32 ``H x W`` full-resolution ``T_hat``.
-        weights: four float32 ``H x W`` arrays for the result, in :data:`_CORNERS` order.
+        weights: four float32 ``H x W`` arrays for the weights, in :data:`_CORNERS` order.
+        inv_total: float32 ``H x W`` array for one over their sum.
     """
     h, w = guide.shape
     bilinear = _bilinear_weights(h, w, cell)
     scale = -0.5 / (range_sigma * range_sigma)
-    total = _scratch("jbu_den", (h, w))
+    total = inv_total
     for index, corner in enumerate(_CORNERS):
         weight = weights[index]
         cv2.subtract(guide, _cell_view(spread_guide, corner, cell, h, w), dst=weight)
@@ -1330,12 +1334,10 @@ def _upsampling_weights(spread_guide: np.ndarray, guide: np.ndarray, cell: int, 
     # the floor only guards against a far smaller sigma.
     np.maximum(total, np.float32(1e-30), out=total)
     cv2.divide(1.0, total, dst=total)
-    for weight in weights:
-        cv2.multiply(weight, total, dst=weight)
 
 
-def _joint_bilateral_upsample(spread_t: np.ndarray, weights: tuple[np.ndarray, ...], cell: int,
-                              dst: np.ndarray, r0: int, r1: int) -> None:
+def _joint_bilateral_upsample(spread_t: np.ndarray, weights: tuple[np.ndarray, ...], inv_total: np.ndarray,
+                              cell: int, dst: np.ndarray, r0: int, r1: int) -> None:
     """Rows ``r0 .. r1 - 1`` of the upsampled cell values, with :func:`_upsampling_weights`' weights, into ``dst``.
 
     Args:
@@ -1350,6 +1352,7 @@ def _joint_bilateral_upsample(spread_t: np.ndarray, weights: tuple[np.ndarray, .
             cv2.multiply(weights[0][r0:r1], cell_t, dst=out)
         else:
             cv2.accumulateProduct(weights[index][r0:r1], cell_t, out)    # out += weight * t in one pass
+    cv2.multiply(out, inv_total[r0:r1], dst=out)
     np.clip(out, 0.0, 1.0, out=out)
 
 
