@@ -329,6 +329,18 @@ def test_helper_thread_gives_the_one_thread_result(monkeypatch, shape):
     assert np.array_equal(enhance_low_light(rgb), alone_enhanced)
 
 
+def test_callers_sharing_the_helper_get_their_own_results(monkeypatch):
+    """Several threads at once queue their halves on the one helper: no job may see another caller's buffers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [night_scene(96, 128, seed) for seed in (61, 62)] + [night_scene(99, 150, 63), night_scene(64, 200, 64)]
+    monkeypatch.setattr(lowlight, "PARALLEL_MIN_PIXELS", 0)
+    expected = [enhance_low_light(rgb) for rgb in images]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(enhance_low_light, images * 4))
+    assert all(np.array_equal(a, b) for a, b in zip(results, expected * 4))
+
+
 def test_helper_errors_reach_the_caller_once_both_jobs_have_ended():
     order = []
 
