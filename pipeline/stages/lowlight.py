@@ -39,7 +39,7 @@ Two solvers for step 2:
   measured in ``benchmarks/bench_lowlight.py`` (BENCHMARKS.md).  On frames
   from about 480 x 360 up, a helper thread takes half of each
   full-resolution step and runs the coarse solve meanwhile
-  (:data:`PARALLEL_MIN_PIXELS`): the same result, a third less time on two
+  (:data:`PARALLEL_MIN_PIXELS`): the same result, ~30 % less time on two
   cores.
 
 The stage works on whole frames (before detection, so that faces in the dark
@@ -438,7 +438,7 @@ PARALLEL_MIN_PIXELS = 150_000
 On machines with two or more cores, the full-resolution steps run as two
 bands of rows (this thread and the helper; the same arithmetic, so the same
 result) and the coarse solve runs on the helper while this thread prepares
-the upsampling.  On the 2-core benchmark machine that takes a third off the
+the upsampling.  On the 2-core benchmark machine that takes ~30 % off the
 call at 640 x 480 (BENCHMARKS.md); at 400 x 300 it was a tie and below that
 (face crops) the hand-overs (~0.05 ms each, eight per call) cost more than
 they save.
