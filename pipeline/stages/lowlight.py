@@ -37,7 +37,7 @@ Two solvers for step 2:
   guided by ``T_hat``, and two full-resolution Jacobi sweeps restore detail
   inside the cells.  Milliseconds per frame; its error against ``"exact"`` is
   measured in ``benchmarks/bench_lowlight.py`` (BENCHMARKS.md).  On frames
-  from about 480 x 360 up, a helper thread takes half of each
+  from about 450 x 340 up, a helper thread takes half of each
   full-resolution step and runs the coarse solve meanwhile
   (:data:`PARALLEL_MIN_PIXELS`): the same result, ~30 % less time on two
   cores.
@@ -439,9 +439,9 @@ On machines with two or more cores, the full-resolution steps run as two
 bands of rows (this thread and the helper; the same arithmetic, so the same
 result) and the coarse solve runs on the helper while this thread prepares
 the upsampling.  On the 2-core benchmark machine that takes ~30 % off the
-call at 640 x 480 (BENCHMARKS.md); at 400 x 300 it was a tie and below that
-(face crops) the hand-overs (~0.05 ms each, eight per call) cost more than
-they save.
+call at 640 x 480 (BENCHMARKS.md); between 400 x 300 and 480 x 360 it was
+a tie, and below that (face crops) the hand-overs (0.05-0.1 ms each, eight
+per call) cost more than they save.
 """
 _Here = TypeVar("_Here")
 _There = TypeVar("_There")
@@ -508,12 +508,9 @@ def _shifted_rows(job: Callable[[int, int], object], offset: int, r0: int, r1: i
     return job(offset + r0, offset + r1)
 
 
-def _by_row_halves(job: Callable[[int, int], object], rows: int, parallel: bool, step: int = 1) -> None:
-    """``job(0, rows)``, or with ``parallel`` ``job(0, mid)`` here and ``job(mid, rows)`` on the helper.
-
-    ``mid`` is a multiple of ``step`` (e.g. a cell's side, so that no cell is cut).
-    """
-    mid = rows // (2 * step) * step
+def _by_row_halves(job: Callable[[int, int], object], rows: int, parallel: bool) -> None:
+    """``job(0, rows)``, or with ``parallel`` ``job(0, mid)`` here and ``job(mid, rows)`` on the helper."""
+    mid = rows // 2
     if not parallel or mid == 0:
         job(0, rows)
         return
