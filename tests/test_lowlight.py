@@ -362,9 +362,14 @@ def test_helper_errors_reach_the_caller_once_both_jobs_have_ended():
 
 def test_the_helper_is_replaced_after_a_fork():
     """A forked child must not submit to the parent's helper thread (it did not survive the fork: a hang)."""
+    import os
     import subprocess
     import sys
     import textwrap
+    from pathlib import Path
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
 
     script = textwrap.dedent("""
         import os, signal, sys
@@ -380,10 +385,8 @@ def test_the_helper_is_replaced_after_a_fork():
         _, status = os.waitpid(pid, 0)
         sys.exit(os.waitstatus_to_exitcode(status))
     """)
-    if not hasattr(__import__("os"), "fork"):
-        pytest.skip("no fork on this platform")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False,
-                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+                          cwd=str(Path(__file__).resolve().parents[1]))
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -391,14 +394,7 @@ def test_the_helper_is_replaced_after_a_fork():
 def test_red_black_reduction_solves_the_grid_exactly(monkeypatch, shape):
     """Eliminating the red cells first gives the direct solution, on even and odd widths and wild weights."""
     rng = np.random.default_rng(12)
-    east, south = rng.uniform(0, 50, shape), rng.uniform(0, 50, shape)
-    east[rng.random(shape) < 0.2] *= 1e-6      # cut edges and near-shorts, as around street lights
-    south[rng.random(shape) < 0.2] *= 1e5
-    east[:, -1], south[-1, :] = 0, 0
-    diag = rng.uniform(0.01, 1, shape) + east + south
-    diag[:, 1:] += east[:, :-1]
-    diag[1:, :] += south[:-1, :]
-    rhs = rng.uniform(0, 1, shape)
+    diag, east, south, rhs = grid_system(rng, shape, rng.uniform(0.01, 1, shape), wild=True)
     expected = lowlight._solve_grid_system_sparse(diag, east, south, rhs)
     red_black = lowlight._solve_grid_system(diag, east, south, rhs)
     monkeypatch.setattr(lowlight, "RED_BLACK_MIN_WIDTH", 10**9)
@@ -411,14 +407,7 @@ def test_red_black_reduction_solves_the_grid_exactly(monkeypatch, shape):
 def test_coarse_solve_without_the_ctypes_route_is_the_same(monkeypatch):
     """SciPy exports the banded Cholesky with the expected signature; its f2py wrappers give the same solution."""
     assert lowlight._lapack_without_gil("dpbtrf") is not None and lowlight._lapack_without_gil("dtbtrs") is not None
-    rng = np.random.default_rng(9)
-    rows, cols = 9, 13
-    east, south = rng.uniform(0, 50, (rows, cols)), rng.uniform(0, 50, (rows, cols))
-    east[:, -1], south[-1, :] = 0, 0
-    diag = 0.5 + east + south
-    diag[:, 1:] += east[:, :-1]
-    diag[1:, :] += south[:-1, :]
-    rhs = rng.uniform(0, 1, (rows, cols))
+    diag, east, south, rhs = grid_system(np.random.default_rng(9), (9, 13), 0.5)
     through_ctypes = lowlight._solve_grid_system(diag, east, south, rhs)
     monkeypatch.setattr(lowlight, "_lapack_without_gil", lambda name: None)
     np.testing.assert_allclose(lowlight._solve_grid_system(diag, east, south, rhs), through_ctypes, rtol=1e-12)
@@ -443,20 +432,30 @@ def test_fast_cell_override_and_tiny_images_use_exact():
     assert coarse.shape == t_hat.shape and np.isfinite(coarse).all()
 
 
+def grid_system(rng: np.random.Generator, shape: tuple[int, int], data_weight: float | np.ndarray = 1.0,
+                wild: bool = False) -> tuple[np.ndarray, ...]:
+    """A random coarse system ``(diag, east, south, rhs)`` as :func:`lowlight._solve_grid_system` takes it.
+
+    ``wild``: a fifth of the links nearly cut, a fifth nearly shorted, as around street lights.
+    """
+    east, south = rng.uniform(0, 50, shape), rng.uniform(0, 50, shape)
+    if wild:
+        east[rng.random(shape) < 0.2] *= 1e-6
+        south[rng.random(shape) < 0.2] *= 1e5
+    east[:, -1], south[-1, :] = 0, 0
+    diag = data_weight + east + south
+    diag[:, 1:] += east[:, :-1]
+    diag[1:, :] += south[:-1, :]
+    return diag, east, south, rng.uniform(0, 1, shape)
+
+
 def test_grid_solver_matches_sparse_solve():
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
     rng = np.random.default_rng(6)
     for rows, cols in ((7, 11), (11, 7), (1, 9), (9, 1)):
-        east = rng.uniform(0, 50, (rows, cols))
-        east[:, -1] = 0
-        south = rng.uniform(0, 50, (rows, cols))
-        south[-1, :] = 0
-        diag = 1.0 + east + south
-        diag[:, 1:] += east[:, :-1]
-        diag[1:, :] += south[:-1, :]
-        rhs = rng.uniform(0, 1, (rows, cols))
+        diag, east, south, rhs = grid_system(rng, (rows, cols))
         x = lowlight._solve_grid_system(diag, east, south, rhs)
         n = rows * cols
         matrix = sp.diags([diag.ravel(), -east.ravel()[:-1], -east.ravel()[:-1],
