@@ -742,7 +742,8 @@ def _solve_red_black(diag: np.ndarray, east: np.ndarray, south: np.ndarray, rhs:
     if _band_solve(band, x_b) != 0:
         return None
     x = np.zeros(diag.shape)
-    x[0::2, 1::2], x[1::2, 0::2] = x_b.reshape(rows, half_width)[0::2], x_b.reshape(rows, half_width)[1::2]
+    black = x_b.reshape(rows, half_width)
+    x[0::2, 1::2], x[1::2, 0::2] = black[0::2], black[1::2]     # the inverse of _black_cells
     # Red cells: their neighbours are all black, now known.
     red = (rhs + east * _shifted(x, 0, 1) + _shifted(east * x, 0, -1)
            + south * _shifted(x, 1, 0) + _shifted(south * x, -1, 0)) / diag
