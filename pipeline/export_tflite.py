@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import sha256_file
+from .files import sha256_file, weights_path
 from .tflite_runtime import SOURCE_KEY, TFLiteNet, source_sha256
 
 TOLERANCE = 1e-4
@@ -180,12 +180,6 @@ SPECS["deblurgan-v2-tflite"] = ExportSpec("deblurgan-v2-tflite", "deblurgan-v2",
                                           3, (64, 96), (-1.0, 1.0), _deblur())
 
 
-def _weights_path(name: str) -> Path:
-    from hub_utils import resolve
-
-    return Path(resolve(name).path)
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -224,7 +218,7 @@ def convert(spec: ExportSpec) -> tuple[bytes, float]:
         raise RuntimeError(f"converting needs the TensorFlow Keras backend, not {keras.backend.backend()!r}: "
                            "run KERAS_BACKEND=tensorflow python -m pipeline.export_tflite")
     graph, reference = spec.build()
-    source_sha = sha256_file(_weights_path(spec.source))
+    source_sha = sha256_file(weights_path(spec.source))
     model_bytes = graph_to_tflite(graph, spec.channels)
     model_bytes = _with_metadata(model_bytes, {SOURCE_KEY: source_sha.encode("ascii")})
     diff = max_difference(model_bytes, reference, spec)
@@ -297,7 +291,7 @@ def check(spec: ExportSpec, folder: Path) -> str | None:
     if not path.is_file():
         return f"{path} is missing"
     model_bytes = path.read_bytes()
-    weights_sha = sha256_file(_weights_path(spec.source))
+    weights_sha = sha256_file(weights_path(spec.source))
     if source_sha256(model_bytes) != weights_sha:
         return f"{spec.file} was converted from other weights than {spec.source} ({weights_sha[:12]}...)"
     _, reference = spec.build()

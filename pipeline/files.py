@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes and content hashes.
+"""Small file helpers: atomic writes, content hashes, and where a model's weights are.
 
 Every file the pipeline writes for users (watchlist records, photos and
 caches, scan outputs, evidence reports, archive work files) goes through
@@ -12,9 +12,20 @@ import os
 import tempfile
 from pathlib import Path
 
+import hub_utils
 from hub_utils.resolve import sha256_file  # one implementation: hub_utils verifies model files with it
 
-__all__ = ["atomic_write_bytes", "sha256_file"]
+__all__ = ["atomic_write_bytes", "sha256_file", "weights_path"]
+
+
+def weights_path(name: str) -> Path:
+    """Local path of the manifest entry ``name`` (``srcnn-x3``, ``deblurgan-v2-tflite``...).
+
+    Resolved and sha256-checked by ``hub_utils.resolve`` (local -> Hub cache
+    -> bundled), looked up at call time; raises what it raises when the
+    file is missing or does not match.
+    """
+    return Path(hub_utils.resolve(name).path)
 
 
 def _read_umask() -> int:

@@ -42,7 +42,7 @@ def test_shipped_srcnn_architecture_matches_its_metadata(scale):
     from pipeline.models.srcnn import macs_per_pixel, map_rank_of
 
     meta = json.loads((Path(__file__).parents[1] / "weights" / f"srcnn_x{scale}.json").read_text())
-    rank = map_rank_of(superres._weights_path(f"srcnn-x{scale}"))
+    rank = map_rank_of(superres.weights_path(f"srcnn-x{scale}"))
     assert rank == meta.get("map_rank")
     if scale == 4:  # the 64x64 crop x4 speed target needs the light mapping layer
         assert rank is not None and macs_per_pixel(rank) < 0.4 * macs_per_pixel()

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..files import weights_path
 from ..imaging import variance_of_laplacian
 from ..io import ensure_rgb
 
@@ -56,18 +57,10 @@ _runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
 _log = logging.getLogger(__name__)
 
 
-def _weights_path(name: str = WEIGHTS_NAME) -> Path:
-    """Local path of the manifest entry ``name`` (the generator's weights, or its ``.tflite``), sha256-checked
-    by ``hub_utils.resolve`` (local -> Hub cache -> bundled)."""
-    from hub_utils import resolve  # type: ignore[attr-defined]
-
-    return Path(resolve(name).path)
-
-
 def unavailable() -> str | None:
     """For the stage registry: why the deblurrer cannot run, or ``None``."""
     try:
-        path = _weights_path()
+        path = weights_path(WEIGHTS_NAME)
     except Exception as exc:  # hub_utils explains what is missing
         return str(exc)
     return None if path.is_file() else f"weights not found: {WEIGHTS_NAME}"
@@ -87,7 +80,7 @@ def build_keras_net():
     """The Keras generator with its weights loaded (what :mod:`pipeline.export_tflite` converts)."""
     from ..models import build_fpn_mobilenet
 
-    path = _weights_path()
+    path = weights_path(WEIGHTS_NAME)
     if not path.is_file():
         raise FileNotFoundError(f"{WEIGHTS_NAME} weights not found at {path}")
     net = build_fpn_mobilenet(*generator_widths())
@@ -103,7 +96,8 @@ def _tflite_net():
     """
     from .. import tflite_runtime
 
-    return tflite_runtime.load_converted(lambda: _weights_path(TFLITE_NAME), _weights_path, "python -m pipeline.export_tflite deblurgan-v2")
+    return tflite_runtime.load_converted(lambda: weights_path(TFLITE_NAME), lambda: weights_path(WEIGHTS_NAME),
+                                         "python -m pipeline.export_tflite deblurgan-v2")
 
 
 def _build_runner(engine: str = "auto") -> Callable[[np.ndarray], np.ndarray]:

@@ -34,13 +34,13 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Literal
 
 import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..files import weights_path
 from ..imaging import _resize_taps, rgb_to_ycbcr, ycbcr_to_rgb
 from ..io import ensure_rgb
 
@@ -63,14 +63,6 @@ LumaFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # ---------------------------------------------------------------------------
 # weights and models
 # ---------------------------------------------------------------------------
-def _weights_path(name: str) -> Path:
-    """Local path of the manifest entry ``name`` (``srcnn-x3``, ``fsrcnn-x4``, ``srcnn-x4-tflite``...),
-    sha256-checked by ``hub_utils.resolve`` (local -> Hub cache -> bundled)."""
-    from hub_utils import resolve  # type: ignore[attr-defined]
-
-    return Path(resolve(name).path)
-
-
 def _model_key(model: str, scale: int) -> str:
     return f"{'srcnn' if model == 'srcnn' else 'fsrcnn'}-x{scale}"
 
@@ -81,7 +73,7 @@ def weights_missing(model: str = "srcnn", scales: Sequence[int] = SCALES) -> str
     for scale in scales:
         key = _model_key(model, scale)
         try:
-            path = _weights_path(key)
+            path = weights_path(key)
         except Exception as exc:  # noqa: BLE001 -- any failure to resolve makes the stage unavailable, with its reason
             return f"{key}: {exc}"
         if not path.is_file():
@@ -105,7 +97,7 @@ def build_keras_net(model: str, scale: int):
     from ..models.srcnn import build_srcnn_for
 
     key = _model_key(model, scale)
-    path = _weights_path(key)
+    path = weights_path(key)
     if not path.is_file():
         raise FileNotFoundError(f"{key} weights not found at {path}")
     if model == "srcnn":
@@ -124,7 +116,7 @@ def _tflite_net(model: str, scale: int):
     from .. import tflite_runtime
 
     key = _model_key(model, scale)
-    return tflite_runtime.load_converted(lambda: _weights_path(f"{key}-tflite"), lambda: _weights_path(key),
+    return tflite_runtime.load_converted(lambda: weights_path(f"{key}-tflite"), lambda: weights_path(key),
                                          "python -m pipeline.export_tflite")
 
 
